@@ -1,0 +1,18 @@
+//! CPU feature detection, cached.
+
+use std::sync::OnceLock;
+
+/// True when AVX2 and FMA are available.
+pub fn has_avx2_fma() -> bool {
+    static FLAG: OnceLock<bool> = OnceLock::new();
+    *FLAG.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}

@@ -1,0 +1,12 @@
+//! Compute kernels candle-core lacks: in-place quantized matmul, Q4_1 SIMD dot, attention, small ops.
+
+pub mod attention;
+pub mod cpu;
+pub mod ops;
+pub mod q4_1;
+pub mod qmatmul;
+mod quant;
+pub mod threads;
+
+pub use qmatmul::{LayoutError, QMatrix};
+pub use quant::QuantType;

@@ -1,0 +1,56 @@
+//! A contiguous per-sequence KV cache (the paged cache replaces it in the batching engine).
+
+use crate::config::ModelConfig;
+
+/// Keys and values of one layer, `len * kv_width` floats each.
+#[derive(Debug, Default, Clone)]
+pub struct LayerKv {
+    pub keys: Vec<f32>,
+    pub values: Vec<f32>,
+}
+
+/// The cache of one sequence: every layer's keys and values for positions `0..len`.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    layers: Vec<LayerKv>,
+    kv_width: usize,
+    len: usize,
+}
+
+impl KvCache {
+    pub fn new(config: &ModelConfig) -> Self {
+        KvCache { layers: vec![LayerKv::default(); config.n_layers], kv_width: config.kv_width(), len: 0 }
+    }
+
+    /// Number of positions stored.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Drops positions from `len` on (to rewind or reuse a prefix).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+        for layer in &mut self.layers {
+            layer.keys.truncate(self.len * self.kv_width);
+            layer.values.truncate(self.len * self.kv_width);
+        }
+    }
+
+    pub(crate) fn layer_mut(&mut self, layer: usize) -> &mut LayerKv {
+        &mut self.layers[layer]
+    }
+
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.len += n;
+        debug_assert!(self.layers.iter().all(|l| l.keys.len() == self.len * self.kv_width));
+    }
+
+    /// Bytes held by the cache.
+    pub fn bytes(&self) -> usize {
+        self.layers.iter().map(|l| (l.keys.capacity() + l.values.capacity()) * 4).sum()
+    }
+}

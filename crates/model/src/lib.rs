@@ -1,0 +1,17 @@
+//! Model files and forward passes: GGUF reading, weights in place, llama and qwen2 decoders.
+
+pub mod config;
+pub mod error;
+pub mod gguf;
+pub mod kv;
+pub mod llama;
+pub mod qwen2;
+pub mod storage;
+pub mod transformer;
+pub mod weights;
+
+pub use config::ModelConfig;
+pub use error::{GgufError, GgufErrorKind, ModelError};
+pub use gguf::{GgufFile, MetaValue, TensorInfo};
+pub use kv::KvCache;
+pub use transformer::{LogitsWanted, Model, SeqSpan};

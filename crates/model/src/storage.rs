@@ -1,0 +1,49 @@
+//! Read-only byte sources for weights: a memory-mapped file or an owned buffer.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+/// Bytes that weights are read from; tensors borrow slices of it without copying.
+pub enum ByteSource {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl ByteSource {
+    pub fn map_file(path: &Path) -> std::io::Result<Self> {
+        let file = File::open(path)?;
+        // SAFETY: the file is opened read-only and mapped private; model files are not
+        // modified while being served (the same contract as llama.cpp and safetensors users).
+        let map = unsafe { Mmap::map(&file)? };
+        Ok(ByteSource::Mapped(map))
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            ByteSource::Mapped(m) => m,
+            ByteSource::Owned(v) => v,
+        }
+    }
+}
+
+/// A tensor's bytes: a window into a shared source.
+#[derive(Clone)]
+pub struct TensorBytes {
+    source: Arc<ByteSource>,
+    offset: usize,
+    len: usize,
+}
+
+impl TensorBytes {
+    pub(crate) fn new(source: Arc<ByteSource>, offset: usize, len: usize) -> Self {
+        debug_assert!(offset + len <= source.bytes().len());
+        TensorBytes { source, offset, len }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.source.bytes()[self.offset..self.offset + self.len]
+    }
+}

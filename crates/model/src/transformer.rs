@@ -1,0 +1,241 @@
+//! The decoder forward pass shared by llama and qwen2, over a flattened batch of token spans.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use hearth_kernels::attention::{causal_attention, HeadShape};
+use hearth_kernels::ops::{add_in_place, rms_norm_rows, silu_mul, Rope};
+
+use crate::config::ModelConfig;
+use crate::error::ModelError;
+use crate::gguf::GgufFile;
+use crate::kv::KvCache;
+use crate::weights::{Linear, Weight, WeightLoader};
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    ffn_norm: Vec<f32>,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+/// Which logits a span wants back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogitsWanted {
+    /// None (a prefill chunk that is not the last).
+    None,
+    /// The last token's only (decoding).
+    Last,
+    /// Every token's (scoring, perplexity).
+    All,
+}
+
+/// One sequence's share of a batch: new tokens, appended after what its cache holds.
+pub struct SeqSpan<'a> {
+    pub tokens: &'a [u32],
+    pub cache: &'a mut KvCache,
+    pub logits: LogitsWanted,
+}
+
+/// A loaded model: weights borrowed from the mapped file.
+pub struct Model {
+    config: ModelConfig,
+    file: Arc<GgufFile>,
+    embed: Weight,
+    layers: Vec<Layer>,
+    output_norm: Vec<f32>,
+    /// `None` when the output projection is tied to the embedding.
+    output: Option<Linear>,
+    rope: Rope,
+}
+
+impl Model {
+    /// Opens a GGUF file and builds the model over its mapping.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ModelError> {
+        let file = Arc::new(GgufFile::open(path)?);
+        Self::from_gguf(file)
+    }
+
+    pub fn from_gguf(file: Arc<GgufFile>) -> Result<Self, ModelError> {
+        let config = ModelConfig::from_gguf(&file)?;
+        let w = WeightLoader::new(&file);
+        let (h, kvw, qw) = (config.hidden, config.kv_width(), config.n_heads * config.head_dim);
+        let bias = config.arch.qkv_bias;
+        let layers = (0..config.n_layers)
+            .map(|i| {
+                let p = format!("blk.{i}");
+                Ok(Layer {
+                    attn_norm: w.vector(&format!("{p}.attn_norm.weight"), h)?,
+                    q: w.linear(&format!("{p}.attn_q"), qw, h, bias)?,
+                    k: w.linear(&format!("{p}.attn_k"), kvw, h, bias)?,
+                    v: w.linear(&format!("{p}.attn_v"), kvw, h, bias)?,
+                    o: w.linear(&format!("{p}.attn_output"), h, qw, false)?,
+                    ffn_norm: w.vector(&format!("{p}.ffn_norm.weight"), h)?,
+                    gate: w.linear(&format!("{p}.ffn_gate"), config.ffn_hidden, h, false)?,
+                    up: w.linear(&format!("{p}.ffn_up"), config.ffn_hidden, h, false)?,
+                    down: w.linear(&format!("{p}.ffn_down"), h, config.ffn_hidden, false)?,
+                })
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        let output = if w.has("output.weight") { Some(w.linear("output", config.vocab_size, h, false)?) } else { None };
+        let rope = Rope::new(config.head_dim, config.rope_base, config.arch.rope_style);
+        Ok(Model {
+            embed: w.matrix("token_embd.weight", config.vocab_size, h)?,
+            output_norm: w.vector("output_norm.weight", h)?,
+            layers,
+            output,
+            rope,
+            config,
+            file,
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn gguf(&self) -> &Arc<GgufFile> {
+        &self.file
+    }
+
+    /// A fresh, empty cache for one sequence.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(&self.config)
+    }
+
+    /// Bytes of weights the model reads (quantized, as stored).
+    pub fn weight_bytes(&self) -> usize {
+        let linears = self.layers.iter().flat_map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]);
+        linears.chain(self.output.as_ref()).map(|l| l.weight.n_bytes()).sum::<usize>() + self.embed.n_bytes()
+    }
+
+    /// Runs every span's new tokens through the model in one batch and appends their keys and
+    /// values to the spans' caches. Returns, per span, the logits it asked for (row-major,
+    /// `vocab_size` per row).
+    pub fn forward(&self, spans: &mut [SeqSpan<'_>]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let c = &self.config;
+        let total: usize = spans.iter().map(|s| s.tokens.len()).sum();
+        for span in spans.iter() {
+            if let Some(&bad) = span.tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
+                return Err(ModelError::Config {
+                    path: self.file.path().into(),
+                    message: format!("token id {bad} is out of range (vocabulary has {} tokens)", c.vocab_size),
+                });
+            }
+        }
+        let starts: Vec<usize> = spans.iter().map(|s| s.cache.len()).collect();
+        let mut x = vec![0f32; total * c.hidden];
+        let embed = self.embed.matrix();
+        for (row, &tok) in x.chunks_exact_mut(c.hidden).zip(spans.iter().flat_map(|s| s.tokens)) {
+            embed.dequantize_row(tok as usize, row);
+        }
+        let mut scratch = Scratch::default();
+        for (li, layer) in self.layers.iter().enumerate() {
+            self.attention_block(li, layer, &mut x, spans, &starts, &mut scratch);
+            self.ffn_block(layer, &mut x, total, &mut scratch);
+        }
+        for span in spans.iter_mut() {
+            span.cache.advance(span.tokens.len());
+        }
+        Ok(self.logits(&x, spans))
+    }
+
+    fn attention_block(
+        &self,
+        li: usize,
+        layer: &Layer,
+        x: &mut [f32],
+        spans: &mut [SeqSpan<'_>],
+        starts: &[usize],
+        s: &mut Scratch,
+    ) {
+        let c = &self.config;
+        let total = x.len() / c.hidden;
+        let shape = HeadShape { n_heads: c.n_heads, n_kv_heads: c.n_kv_heads, head_dim: c.head_dim };
+        s.normed.clear();
+        s.normed.extend_from_slice(x);
+        rms_norm_rows(&mut s.normed, &layer.attn_norm, c.rms_eps);
+        layer.q.forward(&s.normed, total, &mut s.q);
+        layer.k.forward(&s.normed, total, &mut s.k);
+        layer.v.forward(&s.normed, total, &mut s.v);
+        s.attn.resize(total * shape.q_width(), 0.0);
+        let mut row = 0;
+        for (span, &start) in spans.iter_mut().zip(starts) {
+            let n = span.tokens.len();
+            for i in 0..n {
+                let r = row + i;
+                self.rope.apply(&mut s.q[r * shape.q_width()..(r + 1) * shape.q_width()], start + i, &mut s.cos_sin);
+                self.rope.apply(&mut s.k[r * shape.kv_width()..(r + 1) * shape.kv_width()], start + i, &mut s.cos_sin);
+            }
+            let kv = span.cache.layer_mut(li);
+            kv.keys.extend_from_slice(&s.k[row * shape.kv_width()..(row + n) * shape.kv_width()]);
+            kv.values.extend_from_slice(&s.v[row * shape.kv_width()..(row + n) * shape.kv_width()]);
+            let q = &s.q[row * shape.q_width()..(row + n) * shape.q_width()];
+            let out = &mut s.attn[row * shape.q_width()..(row + n) * shape.q_width()];
+            causal_attention(shape, q, &kv.keys, &kv.values, start, out);
+            row += n;
+        }
+        layer.o.forward(&s.attn, total, &mut s.out);
+        add_in_place(x, &s.out);
+    }
+
+    fn ffn_block(&self, layer: &Layer, x: &mut [f32], total: usize, s: &mut Scratch) {
+        s.normed.clear();
+        s.normed.extend_from_slice(x);
+        rms_norm_rows(&mut s.normed, &layer.ffn_norm, self.config.rms_eps);
+        layer.gate.forward(&s.normed, total, &mut s.gate);
+        layer.up.forward(&s.normed, total, &mut s.up);
+        silu_mul(&mut s.gate, &s.up);
+        layer.down.forward(&s.gate, total, &mut s.out);
+        add_in_place(x, &s.out);
+    }
+
+    /// Final norm and output projection, only for the rows that spans asked for.
+    fn logits(&self, x: &[f32], spans: &[SeqSpan<'_>]) -> Vec<Vec<f32>> {
+        let h = self.config.hidden;
+        let mut row = 0;
+        let mut out = Vec::with_capacity(spans.len());
+        for span in spans {
+            let n = span.tokens.len();
+            let rows = match span.logits {
+                LogitsWanted::None => row + n..row + n,
+                LogitsWanted::Last => (row + n).saturating_sub(1).max(row)..row + n,
+                LogitsWanted::All => row..row + n,
+            };
+            row += n;
+            let mut hidden = x[rows.start * h..rows.end * h].to_vec();
+            rms_norm_rows(&mut hidden, &self.output_norm, self.config.rms_eps);
+            let mut logits = Vec::new();
+            if !rows.is_empty() {
+                match &self.output {
+                    Some(linear) => linear.forward(&hidden, rows.len(), &mut logits),
+                    None => {
+                        logits.resize(rows.len() * self.config.vocab_size, 0.0);
+                        self.embed.matrix().matmul(&hidden, rows.len(), &mut logits);
+                    }
+                }
+            }
+            out.push(logits);
+        }
+        out
+    }
+}
+
+/// Activation buffers reused across the layers of one forward pass.
+#[derive(Default)]
+struct Scratch {
+    normed: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    attn: Vec<f32>,
+    out: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    cos_sin: Vec<(f32, f32)>,
+}

@@ -1,0 +1,129 @@
+//! Typed views of a model's tensors: quantized matrices left in place, small vectors as f32.
+
+use std::path::Path;
+
+use crate::error::ModelError;
+use crate::gguf::{GgufFile, TensorInfo};
+use crate::storage::TensorBytes;
+use hearth_kernels::{QMatrix, QuantType};
+
+/// A weight matrix `rows x cols` kept in its stored (usually quantized) form.
+#[derive(Clone)]
+pub struct Weight {
+    bytes: TensorBytes,
+    dtype: QuantType,
+    rows: usize,
+    cols: usize,
+}
+
+impl Weight {
+    pub fn matrix(&self) -> QMatrix<'_> {
+        QMatrix::new(self.dtype, self.rows, self.cols, self.bytes.as_slice()).expect("validated at load")
+    }
+
+    pub fn dtype(&self) -> QuantType {
+        self.dtype
+    }
+
+    pub fn n_bytes(&self) -> usize {
+        self.bytes.as_slice().len()
+    }
+}
+
+/// A linear layer: weight plus optional bias.
+#[derive(Clone)]
+pub struct Linear {
+    pub weight: Weight,
+    pub bias: Option<Vec<f32>>,
+}
+
+impl Linear {
+    /// `out = x W^T (+ b)` for `m` rows of input.
+    pub fn forward(&self, x: &[f32], m: usize, out: &mut Vec<f32>) {
+        let w = self.weight.matrix();
+        out.resize(m * w.rows(), 0.0);
+        w.matmul(x, m, out);
+        if let Some(bias) = &self.bias {
+            for row in out.chunks_exact_mut(bias.len()) {
+                hearth_kernels::ops::add_in_place(row, bias);
+            }
+        }
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.weight.rows
+    }
+}
+
+/// Loads tensors from a GGUF file with shape checks and errors naming the tensor.
+pub struct WeightLoader<'a> {
+    file: &'a GgufFile,
+}
+
+impl<'a> WeightLoader<'a> {
+    pub fn new(file: &'a GgufFile) -> Self {
+        WeightLoader { file }
+    }
+
+    fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.file.tensor(name).is_some()
+    }
+
+    fn info(&self, name: &str) -> Result<&'a TensorInfo, ModelError> {
+        self.file
+            .tensor(name)
+            .ok_or_else(|| ModelError::MissingTensor { path: self.path().into(), name: name.to_string() })
+    }
+
+    fn check_shape(&self, info: &TensorInfo, expected: &[u64]) -> Result<(), ModelError> {
+        if info.dims != expected {
+            return Err(ModelError::BadShape {
+                path: self.path().into(),
+                name: info.name.clone(),
+                found: info.dims.clone(),
+                expected: expected.to_vec(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A matrix with `rows` output features over `cols` inputs (GGUF dims `[cols, rows]`).
+    pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Weight, ModelError> {
+        let info = self.info(name)?;
+        self.check_shape(info, &[cols as u64, rows as u64])?;
+        let bytes = self.file.tensor_bytes(info);
+        QMatrix::new(info.dtype, rows, cols, bytes.as_slice()).map_err(|e| ModelError::UnsupportedType {
+            path: self.path().into(),
+            name: name.to_string(),
+            dtype: format!("{} ({e})", info.dtype),
+            role: "a matrix product",
+        })?;
+        Ok(Weight { bytes, dtype: info.dtype, rows, cols })
+    }
+
+    /// A 1-D tensor of `len` values converted to f32 (norm weights, biases).
+    pub fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
+        let info = self.info(name)?;
+        self.check_shape(info, &[len as u64])?;
+        let bytes = self.file.tensor_bytes(info);
+        let view = QMatrix::new(info.dtype, 1, len, bytes.as_slice()).map_err(|e| ModelError::UnsupportedType {
+            path: self.path().into(),
+            name: name.to_string(),
+            dtype: format!("{} ({e})", info.dtype),
+            role: "a vector",
+        })?;
+        let mut out = vec![0f32; len];
+        view.dequantize_row(0, &mut out);
+        Ok(out)
+    }
+
+    pub fn linear(&self, prefix: &str, rows: usize, cols: usize, with_bias: bool) -> Result<Linear, ModelError> {
+        let weight = self.matrix(&format!("{prefix}.weight"), rows, cols)?;
+        let bias = if with_bias { Some(self.vector(&format!("{prefix}.bias"), rows)?) } else { None };
+        Ok(Linear { weight, bias })
+    }
+}
