@@ -1,1 +1,12 @@
-//! placeholder
+//! Tokenizers (GGUF vocabulary or tokenizer.json), chat templates, incremental detokenizing.
+
+pub mod detok;
+pub mod error;
+pub mod template;
+mod tokenizer;
+mod vocab;
+
+pub use detok::IncrementalDecoder;
+pub use error::TokenizerError;
+pub use template::{ChatInputs, ChatTemplate};
+pub use tokenizer::Tokenizer;
