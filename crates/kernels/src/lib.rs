@@ -4,6 +4,7 @@ pub mod attention;
 pub mod cpu;
 pub mod ops;
 pub mod q4_1;
+pub mod q8;
 pub mod qmatmul;
 mod quant;
 pub mod threads;

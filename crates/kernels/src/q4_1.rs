@@ -29,16 +29,17 @@ impl BlockQ8_1 {
     pub const ZERO: BlockQ8_1 = BlockQ8_1 { d: f16::ZERO, s: f16::ZERO, qs: [0; QK] };
 }
 
-/// Quantizes a row of activations (length a multiple of 32) into Q8_1 blocks.
+/// Quantizes a row of activations (length a multiple of 32) into Q8_1 blocks, rounding as
+/// llama.cpp does (scale 127/amax, ties to even).
 pub fn quantize_row_q8_1(xs: &[f32], out: &mut [BlockQ8_1]) {
     debug_assert_eq!(xs.len(), out.len() * QK);
     for (chunk, block) in xs.chunks_exact(QK).zip(out.iter_mut()) {
         let amax = chunk.iter().fold(0f32, |a, &x| a.max(x.abs()));
         let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         let mut sum = 0i32;
         for (q, &x) in block.qs.iter_mut().zip(chunk) {
-            *q = (x * id).round() as i8;
+            *q = (x * id).round_ties_even() as i8;
             sum += *q as i32;
         }
         block.d = f16::from_f32(d);

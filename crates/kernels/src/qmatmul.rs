@@ -8,6 +8,7 @@ use half::{bf16, f16};
 use rayon::prelude::*;
 
 use crate::q4_1::{self, BlockQ4_1, BlockQ8_1};
+use crate::q8;
 use crate::QuantType;
 
 /// A row-major weight matrix `rows x cols` whose rows are stored in `dtype` blocks.
@@ -111,10 +112,10 @@ impl<'a> QMatrix<'a> {
                     q4_1::dot_q4_1_q8_1(&w[r * bpr..(r + 1) * bpr], &xq[t * bpr..(t + 1) * bpr])
                 });
             }
-            QuantType::Q4_0 => self.matmul_ggml::<BlockQ4_0>(x, m, out),
+            QuantType::Q4_0 => self.matmul_ggml_q8_0::<BlockQ4_0>(x, m, out),
             QuantType::Q5_0 => self.matmul_ggml::<BlockQ5_0>(x, m, out),
             QuantType::Q5_1 => self.matmul_ggml::<BlockQ5_1>(x, m, out),
-            QuantType::Q8_0 => self.matmul_ggml::<BlockQ8_0>(x, m, out),
+            QuantType::Q8_0 => self.matmul_ggml_q8_0::<BlockQ8_0>(x, m, out),
             QuantType::Q2K => self.matmul_ggml::<BlockQ2K>(x, m, out),
             QuantType::Q3K => self.matmul_ggml::<BlockQ3K>(x, m, out),
             QuantType::Q4K => self.matmul_ggml::<BlockQ4K>(x, m, out),
@@ -126,9 +127,24 @@ impl<'a> QMatrix<'a> {
 
     /// Block types whose dot product candle-core provides (AVX2 on x86 for Q4_0, Q8_0, K-quants).
     fn matmul_ggml<T: GgmlType>(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        self.matmul_ggml_with::<T>(x, m, out, T::VecDotType::from_float);
+    }
+
+    /// Types whose activations are Q8_0: quantized with llama.cpp's rounding.
+    fn matmul_ggml_q8_0<T: GgmlType<VecDotType = BlockQ8_0>>(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        self.matmul_ggml_with::<T>(x, m, out, |row, blocks| q8::quantize_row_q8_0(row, as_local_q8_0(blocks)));
+    }
+
+    fn matmul_ggml_with<T: GgmlType>(
+        &self,
+        x: &[f32],
+        m: usize,
+        out: &mut [f32],
+        quantize: impl Fn(&[f32], &mut [T::VecDotType]) + Sync,
+    ) {
         let bpr = self.cols / T::BLCK_SIZE;
         let apr = self.cols / T::VecDotType::BLCK_SIZE;
-        let xq = quantize_rows(x, (m, self.cols, apr), T::VecDotType::zeros(), T::VecDotType::from_float);
+        let xq = quantize_rows(x, (m, self.cols, apr), T::VecDotType::zeros(), quantize);
         let w: &[T] = cast_blocks(self.data);
         let cols = self.cols;
         for_each_output(self.rows, m, out, |r, t| {
@@ -164,6 +180,14 @@ fn cast_blocks<T>(bytes: &[u8]) -> &[T] {
     // SAFETY: T is a repr(C) GGML block made only of integers and f16/f32 (every bit pattern
     // is valid); length and alignment were checked above; the borrow keeps the bytes alive.
     unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const T, bytes.len() / size) }
+}
+
+/// Views candle's Q8_0 blocks (private fields) as ours, which have the same layout.
+fn as_local_q8_0(blocks: &mut [BlockQ8_0]) -> &mut [q8::BlockQ8_0] {
+    const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == std::mem::size_of::<q8::BlockQ8_0>());
+    // SAFETY: both are repr(C) { f16, [i8; 32] } of 34 bytes with alignment 2; every bit
+    // pattern is valid for both; the borrow is carried over unchanged.
+    unsafe { std::slice::from_raw_parts_mut(blocks.as_mut_ptr() as *mut q8::BlockQ8_0, blocks.len()) }
 }
 
 /// Quantizes `m` activation rows of length `cols` into `per_row` dot-product blocks each.

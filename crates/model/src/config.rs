@@ -86,8 +86,8 @@ impl ModelConfig {
         self.n_kv_heads * self.head_dim
     }
 
-    /// Bytes of KV cache per token (f32 keys and values in every layer).
+    /// Bytes of KV cache per token (f16 keys and values in every layer).
     pub fn kv_bytes_per_token(&self) -> usize {
-        2 * self.n_layers * self.kv_width() * std::mem::size_of::<f32>()
+        2 * self.n_layers * self.kv_width() * 2
     }
 }

@@ -1,12 +1,27 @@
 //! A contiguous per-sequence KV cache (the paged cache replaces it in the batching engine).
 
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+
 use crate::config::ModelConfig;
 
-/// Keys and values of one layer, `len * kv_width` floats each.
+/// Keys and values of one layer, `len * kv_width` f16 values each (as vLLM and llama.cpp keep
+/// them by default: half the memory of f32, and the reference numerics).
 #[derive(Debug, Default, Clone)]
 pub struct LayerKv {
-    pub keys: Vec<f32>,
-    pub values: Vec<f32>,
+    pub keys: Vec<f16>,
+    pub values: Vec<f16>,
+}
+
+impl LayerKv {
+    /// Appends rows of f32 keys and values, rounding them to f16.
+    pub fn append(&mut self, keys: &[f32], values: &[f32]) {
+        let (k0, v0) = (self.keys.len(), self.values.len());
+        self.keys.resize(k0 + keys.len(), f16::ZERO);
+        self.values.resize(v0 + values.len(), f16::ZERO);
+        self.keys[k0..].convert_from_f32_slice(keys);
+        self.values[v0..].convert_from_f32_slice(values);
+    }
 }
 
 /// The cache of one sequence: every layer's keys and values for positions `0..len`.
@@ -51,6 +66,6 @@ impl KvCache {
 
     /// Bytes held by the cache.
     pub fn bytes(&self) -> usize {
-        self.layers.iter().map(|l| (l.keys.capacity() + l.values.capacity()) * 4).sum()
+        self.layers.iter().map(|l| (l.keys.capacity() + l.values.capacity()) * 2).sum()
     }
 }

@@ -173,8 +173,8 @@ impl Model {
                 self.rope.apply(&mut s.k[r * shape.kv_width()..(r + 1) * shape.kv_width()], start + i, &mut s.cos_sin);
             }
             let kv = span.cache.layer_mut(li);
-            kv.keys.extend_from_slice(&s.k[row * shape.kv_width()..(row + n) * shape.kv_width()]);
-            kv.values.extend_from_slice(&s.v[row * shape.kv_width()..(row + n) * shape.kv_width()]);
+            let rows = row * shape.kv_width()..(row + n) * shape.kv_width();
+            kv.append(&s.k[rows.clone()], &s.v[rows]);
             let q = &s.q[row * shape.q_width()..(row + n) * shape.q_width()];
             let out = &mut s.attn[row * shape.q_width()..(row + n) * shape.q_width()];
             causal_attention(shape, q, &kv.keys, &kv.values, start, out);
