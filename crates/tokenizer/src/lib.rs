@@ -2,11 +2,13 @@
 
 pub mod detok;
 pub mod error;
+pub mod stop;
 pub mod template;
 mod tokenizer;
 mod vocab;
 
 pub use detok::IncrementalDecoder;
 pub use error::TokenizerError;
+pub use stop::{StopCheck, StopStrings};
 pub use template::{ChatInputs, ChatTemplate};
 pub use tokenizer::Tokenizer;

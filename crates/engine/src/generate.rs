@@ -1,0 +1,162 @@
+//! Generation for one sequence: prefill, decode loop, stop conditions, streamed text.
+
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use hearth_model::{LogitsWanted, Model, ModelError, SeqSpan};
+use hearth_tokenizer::{IncrementalDecoder, StopCheck, StopStrings, Tokenizer};
+
+use crate::sample::{Sampled, Sampler, SamplingParams};
+
+/// When generation ends besides the model's own end-of-generation tokens.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StopConditions {
+    /// None: up to the context limit.
+    pub max_tokens: Option<usize>,
+    /// End-of-generation is ignored before this many tokens.
+    pub min_tokens: usize,
+    pub stop_strings: Vec<String>,
+    pub stop_token_ids: Vec<u32>,
+    /// Keep going past end-of-generation tokens (benchmarks).
+    pub ignore_eos: bool,
+}
+
+/// Why generation ended (OpenAI's `finish_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// An end-of-generation token, stop token or stop string.
+    Stop,
+    /// max_tokens or the context limit.
+    Length,
+    /// The caller asked to stop.
+    Abort,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::Abort => "abort",
+        }
+    }
+}
+
+/// One generated token and the text it released.
+#[derive(Debug, Clone)]
+pub struct TokenEvent {
+    pub sampled: Sampled,
+    pub text: String,
+}
+
+/// The outcome of a generation with its timings.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub finish_reason: FinishReason,
+    pub prompt_tokens: usize,
+    pub prefill_time: Duration,
+    pub decode_time: Duration,
+}
+
+impl Generation {
+    pub fn prefill_tokens_per_second(&self) -> f64 {
+        self.prompt_tokens as f64 / self.prefill_time.as_secs_f64().max(1e-9)
+    }
+
+    /// Decode speed over the tokens after the first (the first comes from the prefill).
+    pub fn decode_tokens_per_second(&self) -> f64 {
+        self.tokens.len().saturating_sub(1) as f64 / self.decode_time.as_secs_f64().max(1e-9)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+    #[error("This model's maximum context length is {limit} tokens. However, you requested {requested} tokens ({prompt} in the messages, {completion} in the completion). Please reduce the length of the messages or completion.")]
+    ContextOverflow { limit: usize, requested: usize, prompt: usize, completion: usize },
+    #[error("invalid sampling parameters: {0}")]
+    InvalidParams(String),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// Generates from `prompt` until a stop condition, calling `on_token` for each token.
+pub fn generate(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    prompt: &[u32],
+    sampling: SamplingParams,
+    stop: &StopConditions,
+    context_limit: usize,
+    mut on_token: impl FnMut(&TokenEvent) -> ControlFlow<()>,
+) -> Result<Generation, GenerateError> {
+    if prompt.is_empty() {
+        return Err(GenerateError::EmptyPrompt);
+    }
+    sampling.validate(model.config().vocab_size).map_err(GenerateError::InvalidParams)?;
+    let max_new = budget(prompt.len(), stop.max_tokens, context_limit)?;
+    let mut sampler = Sampler::new(sampling, prompt);
+    let mut decoder = IncrementalDecoder::new();
+    let mut stops = StopStrings::new(stop.stop_strings.clone());
+    let mut cache = model.new_cache();
+    let end_ids: Vec<u32> = tokenizer.end_of_generation().iter().chain(&stop.stop_token_ids).copied().collect();
+
+    let started = Instant::now();
+    let mut logits = forward_last(model, &mut cache, prompt)?;
+    let prefill_time = started.elapsed();
+    let decode_start = Instant::now();
+    let (mut text, mut tokens) = (String::new(), Vec::new());
+    let finish_reason = loop {
+        if tokens.len() >= max_new {
+            break FinishReason::Length;
+        }
+        let sampled = sampler.sample(&mut logits);
+        let token = sampled.token;
+        tokens.push(token);
+        let is_end = !stop.ignore_eos && tokens.len() > stop.min_tokens && end_ids.contains(&token);
+        if is_end {
+            text.push_str(&stops.flush());
+            break FinishReason::Stop;
+        }
+        let (delta, stopped) = match stops.push(&decoder.push(tokenizer, token)) {
+            StopCheck::Continue(delta) => (delta, false),
+            StopCheck::Stopped { text, .. } => (text, true),
+        };
+        text.push_str(&delta);
+        if on_token(&TokenEvent { sampled, text: delta }).is_break() {
+            break FinishReason::Abort;
+        }
+        if stopped {
+            break FinishReason::Stop;
+        }
+        if tokens.len() < max_new {
+            logits = forward_last(model, &mut cache, &[token])?;
+        }
+    };
+    if finish_reason != FinishReason::Stop {
+        let rest = stops.push(&decoder.finish(tokenizer));
+        let rest = match rest {
+            StopCheck::Continue(t) => t + &stops.flush(),
+            StopCheck::Stopped { text, .. } => text,
+        };
+        text.push_str(&rest);
+    }
+    Ok(Generation { text, tokens, finish_reason, prompt_tokens: prompt.len(), prefill_time, decode_time: decode_start.elapsed() })
+}
+
+/// How many tokens may be generated, or the OpenAI-style context error.
+pub fn budget(prompt: usize, max_tokens: Option<usize>, context_limit: usize) -> Result<usize, GenerateError> {
+    let completion = max_tokens.unwrap_or(context_limit.saturating_sub(prompt));
+    if prompt + completion > context_limit || prompt >= context_limit {
+        return Err(GenerateError::ContextOverflow { limit: context_limit, requested: prompt + completion, prompt, completion });
+    }
+    Ok(completion)
+}
+
+fn forward_last(model: &Model, cache: &mut hearth_model::KvCache, tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
+    let mut out = model.forward(&mut [SeqSpan { tokens, cache, logits: LogitsWanted::Last }])?;
+    Ok(out.remove(0))
+}
