@@ -61,7 +61,7 @@ impl ModelConfig {
         }
         let vocab_size = match file.meta(&key("vocab_size")) {
             Some(_) => int("vocab_size")?,
-            None => file.require_array("tokenizer.ggml.tokens")?.len(),
+            None => file.array_len("tokenizer.ggml.tokens")?,
         };
         let rope_base = match file.meta(&key("rope.freq_base")) {
             Some(_) => file.require_f64(&key("rope.freq_base"))? as f32,

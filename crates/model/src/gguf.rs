@@ -14,6 +14,9 @@ const DEFAULT_ALIGNMENT: u64 = 32;
 const MAX_DIMS: u32 = 4;
 /// Guards against absurd counts in corrupt headers before we allocate for them.
 const MAX_ARRAY_LEN: u64 = 1 << 28;
+/// Arrays longer than this (vocabularies, merges) stay in the file and are decoded on demand,
+/// so the parsed header does not hold a second copy of the tokenizer.
+const EAGER_ARRAY_LEN: usize = 256;
 
 /// One metadata value, any of the GGUF value types.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +34,26 @@ pub enum MetaValue {
     Bool(bool),
     String(String),
     Array(Vec<MetaValue>),
+    /// A long array left in the file: decoded by `GgufFile::require_array`.
+    LazyArray(LazyArray),
+}
+
+/// Where a long metadata array lives in the file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LazyArray {
+    elem_type: u32,
+    len: usize,
+    offset: usize,
+}
+
+impl LazyArray {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 impl MetaValue {
@@ -215,9 +238,28 @@ impl GgufFile {
         v.as_str().ok_or_else(|| self.wrong_type(key, "a string", v))
     }
 
-    pub fn require_array(&self, key: &str) -> Result<&[MetaValue], GgufError> {
-        let v = self.require(key)?;
-        v.as_array().ok_or_else(|| self.wrong_type(key, "an array", v))
+    /// A metadata array, decoded from the file when it was left there.
+    pub fn require_array(&self, key: &str) -> Result<std::borrow::Cow<'_, [MetaValue]>, GgufError> {
+        match self.require(key)? {
+            MetaValue::Array(items) => Ok(std::borrow::Cow::Borrowed(items)),
+            MetaValue::LazyArray(lazy) => {
+                let mut cur = Cursor { bytes: self.source.bytes(), pos: lazy.offset, path: &self.path };
+                let items = (0..lazy.len)
+                    .map(|_| cur.value_of_type(lazy.elem_type, cur.pos, 1))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(std::borrow::Cow::Owned(items))
+            }
+            other => Err(self.wrong_type(key, "an array", other)),
+        }
+    }
+
+    /// Length of a metadata array without decoding it.
+    pub fn array_len(&self, key: &str) -> Result<usize, GgufError> {
+        match self.require(key)? {
+            MetaValue::Array(items) => Ok(items.len()),
+            MetaValue::LazyArray(lazy) => Ok(lazy.len),
+            other => Err(self.wrong_type(key, "an array", other)),
+        }
     }
 
     fn wrong_type(&self, key: &str, expected: &str, found: &MetaValue) -> GgufError {
@@ -357,6 +399,13 @@ impl<'a> Cursor<'a> {
             9 if depth < 2 => {
                 let elem_ty = self.u32()?;
                 let n = self.length("array")?;
+                if n > EAGER_ARRAY_LEN && depth == 0 && elem_ty != 9 {
+                    let offset = self.pos;
+                    for _ in 0..n {
+                        self.skip_value(elem_ty, start)?;
+                    }
+                    return Ok(MetaValue::LazyArray(LazyArray { elem_type: elem_ty, len: n, offset }));
+                }
                 let mut items = Vec::with_capacity(n.min(1 << 20));
                 for _ in 0..n {
                     items.push(self.value_of_type(elem_ty, self.pos, depth + 1)?);
@@ -370,6 +419,21 @@ impl<'a> Cursor<'a> {
                 return Err(self.error_at(start as u64, GgufErrorKind::Invalid(format!("unknown metadata value type {other}"))))
             }
         })
+    }
+
+    /// Steps over one scalar or string value, checking bounds, without allocating.
+    fn skip_value(&mut self, ty: u32, start: usize) -> Result<(), GgufError> {
+        let size = match ty {
+            0 | 1 | 7 => 1,
+            2 | 3 => 2,
+            4..=6 => 4,
+            10..=12 => 8,
+            8 => self.length("string")?,
+            other => {
+                return Err(self.error_at(start as u64, GgufErrorKind::Invalid(format!("unknown array element type {other}"))))
+            }
+        };
+        self.take(size, "an array element").map(|_| ())
     }
 
     fn tensor_info(&mut self) -> Result<(TensorInfo, u64), GgufError> {

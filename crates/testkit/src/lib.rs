@@ -100,3 +100,13 @@ pub fn eval_text() -> String {
     let path = testdata_dir().join("eval-text.txt");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+pub mod gguf_writer;
+
+/// Resident set size of this process in bytes (Linux `/proc/self/status`).
+pub fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS line");
+    let kib: u64 = line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("VmRSS value");
+    kib * 1024
+}

@@ -41,9 +41,12 @@ pub fn tokenizer_from_gguf(file: &GgufFile) -> Result<GgufVocab, TokenizerError>
         .collect::<Option<_>>()
         .ok_or_else(|| bad("tokenizer.ggml.tokens holds a non-string".into()))?;
     let types: Vec<i64> = match file.meta("tokenizer.ggml.token_type") {
-        Some(MetaValue::Array(a)) => a.iter().map(|v| v.as_f64().map(|f| f as i64).unwrap_or(1)).collect(),
-        _ => vec![1; tokens.len()],
+        Some(_) => file.require_array("tokenizer.ggml.token_type")?.iter().map(|v| v.as_f64().map(|f| f as i64).unwrap_or(1)).collect(),
+        None => vec![1; tokens.len()],
     };
+    if types.len() != tokens.len() {
+        return Err(bad(format!("{} token types for {} tokens", types.len(), tokens.len())));
+    }
     let merges: Vec<(String, String)> = file
         .require_array("tokenizer.ggml.merges")?
         .iter()
