@@ -23,42 +23,97 @@ impl HeadShape {
     }
 }
 
+/// Queries handled by one task; the task converts its keys and values to f32 once.
+const QUERY_BLOCK: usize = 16;
+
 /// Attention for `n_tokens` queries at positions `start .. start + n_tokens`.
 ///
 /// `q` is `[n_tokens, n_heads * head_dim]`; `keys`/`values` hold at least `start + n_tokens`
 /// rows of `n_kv_heads * head_dim`; query token i sees cache rows `0 ..= start + i`.
 /// `out` has the shape of `q`. Scores, softmax and sums are computed in f32.
 pub fn causal_attention(shape: HeadShape, q: &[f32], keys: &[f16], values: &[f16], start: usize, out: &mut [f32]) {
-    let hd = shape.head_dim;
     let n_tokens = q.len() / shape.q_width();
     assert!(keys.len() >= (start + n_tokens) * shape.kv_width() && values.len() == keys.len());
     assert_eq!(out.len(), q.len());
-    let scale = 1.0 / (hd as f32).sqrt();
-    let group = shape.n_heads / shape.n_kv_heads;
-    let work = n_tokens * shape.n_heads * (start + n_tokens);
-    let one_head = |(scores, row): &mut (Vec<f32>, Vec<f32>), (task, out_head): (usize, &mut [f32])| {
-        let (token, head) = (task / shape.n_heads, task % shape.n_heads);
-        let kv_head = head / group;
-        let q_head = &q[task * hd..(task + 1) * hd];
-        let visible = start + token + 1;
-        scores.clear();
-        row.resize(hd, 0.0);
-        scores.extend((0..visible).map(|j| {
-            keys[j * shape.kv_width() + kv_head * hd..][..hd].convert_to_f32_slice(row);
-            dot(q_head, row) * scale
-        }));
-        softmax(scores);
-        out_head.fill(0.0);
-        for (j, &p) in scores.iter().enumerate() {
-            values[j * shape.kv_width() + kv_head * hd..][..hd].convert_to_f32_slice(row);
-            axpy(out_head, p, row);
-        }
+    let n_blocks = n_tokens.div_ceil(QUERY_BLOCK);
+    let tasks = shape.n_kv_heads * n_blocks;
+    let shared = SharedOut(out.as_mut_ptr());
+    let run = |scratch: &mut Scratch, task: usize| {
+        let (kv_head, block) = (task / n_blocks, task % n_blocks);
+        let tokens = block * QUERY_BLOCK..((block + 1) * QUERY_BLOCK).min(n_tokens);
+        let job = Job { shape, q, start, kv_head, tokens, out: shared };
+        // SAFETY: each task writes only the output heads of its kv-head group for its tokens.
+        unsafe { job.run(keys, values, scratch) };
     };
-    if work < 4096 {
-        let mut scratch = (Vec::new(), Vec::new());
-        out.chunks_exact_mut(hd).enumerate().for_each(|item| one_head(&mut scratch, item));
+    let work = n_tokens * shape.n_heads * (start + n_tokens) * shape.head_dim;
+    if work < 1 << 16 || tasks == 1 {
+        let mut scratch = Scratch::default();
+        (0..tasks).for_each(|t| run(&mut scratch, t));
     } else {
-        out.par_chunks_exact_mut(hd).enumerate().for_each_init(|| (Vec::new(), Vec::new()), one_head);
+        (0..tasks).into_par_iter().for_each_init(Scratch::default, run);
+    }
+}
+
+#[derive(Default)]
+struct Scratch {
+    keys: Vec<f32>,
+    values: Vec<f32>,
+    scores: Vec<f32>,
+}
+
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: tasks write disjoint (token, head) slices of the output and never read it; the
+// buffer outlives the parallel region.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+/// The queries of one kv-head group for a block of tokens.
+struct Job<'a> {
+    shape: HeadShape,
+    q: &'a [f32],
+    start: usize,
+    kv_head: usize,
+    tokens: std::ops::Range<usize>,
+    out: SharedOut,
+}
+
+impl Job<'_> {
+    /// # Safety
+    /// `out` must point to a buffer of `q.len()` floats that no other task writes in this
+    /// job's (token, head) slices.
+    unsafe fn run(&self, keys: &[f16], values: &[f16], s: &mut Scratch) {
+        let (shape, hd) = (self.shape, self.shape.head_dim);
+        let visible_max = self.start + self.tokens.end;
+        gather_head(keys, shape, self.kv_head, visible_max, &mut s.keys);
+        gather_head(values, shape, self.kv_head, visible_max, &mut s.values);
+        let group = shape.n_heads / shape.n_kv_heads;
+        let scale = 1.0 / (hd as f32).sqrt();
+        for token in self.tokens.clone() {
+            let visible = self.start + token + 1;
+            for head in self.kv_head * group..(self.kv_head + 1) * group {
+                let at = token * shape.q_width() + head * hd;
+                let q_head = &self.q[at..at + hd];
+                s.scores.clear();
+                s.scores.extend(s.keys[..visible * hd].chunks_exact(hd).map(|k| dot(q_head, k) * scale));
+                softmax(&mut s.scores);
+                // SAFETY: at..at + hd is inside the output and owned by this job (see above).
+                let out_head = std::slice::from_raw_parts_mut(self.out.0.add(at), hd);
+                out_head.fill(0.0);
+                for (&p, v) in s.scores.iter().zip(s.values.chunks_exact(hd)) {
+                    axpy(out_head, p, v);
+                }
+            }
+        }
+    }
+}
+
+/// Copies one kv head's rows `0..rows` from the f16 cache into contiguous f32.
+fn gather_head(cache: &[f16], shape: HeadShape, kv_head: usize, rows: usize, out: &mut Vec<f32>) {
+    let hd = shape.head_dim;
+    out.resize(rows * hd, 0.0);
+    for (j, dst) in out.chunks_exact_mut(hd).enumerate() {
+        cache[j * shape.kv_width() + kv_head * hd..][..hd].convert_to_f32_slice(dst);
     }
 }
 

@@ -8,6 +8,9 @@ pub mod q8;
 pub mod qmatmul;
 mod quant;
 pub mod threads;
+pub mod tile;
+#[cfg(target_arch = "x86_64")]
+mod tile_avx512;
 
 pub use qmatmul::{LayoutError, QMatrix};
 pub use quant::QuantType;

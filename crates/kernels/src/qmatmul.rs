@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use crate::q4_1::{self, BlockQ4_1, BlockQ8_1};
 use crate::q8;
+use crate::tile::{self, TILE_ROWS};
 use crate::QuantType;
 
 /// A row-major weight matrix `rows x cols` whose rows are stored in `dtype` blocks.
@@ -102,6 +103,11 @@ impl<'a> QMatrix<'a> {
     pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
         assert_eq!(x.len(), m * self.cols, "activation size");
         assert_eq!(out.len(), m * self.rows, "output size");
+        if m >= TILE_MIN_TOKENS {
+            if let Some(layout) = tile::tile_layout(self.dtype) {
+                return self.matmul_tiled(x, m, out, layout);
+            }
+        }
         match self.dtype {
             QuantType::F32 | QuantType::F16 | QuantType::BF16 => self.matmul_float(x, m, out),
             QuantType::Q4_1 => {
@@ -123,6 +129,27 @@ impl<'a> QMatrix<'a> {
             QuantType::Q6K => self.matmul_ggml::<BlockQ6K>(x, m, out),
             QuantType::Q8_1 | QuantType::Q8K => unreachable!("rejected in QMatrix::new"),
         }
+    }
+
+    /// Many activation rows: unpack 16 weight rows at a time and run the int8 tile kernel.
+    fn matmul_tiled(&self, x: &[f32], m: usize, out: &mut [f32], (group, block): (usize, usize)) {
+        let (rows, cols, row_bytes) = (self.rows, self.cols, self.row_bytes());
+        let acts = tile::QuantActs::quantize(x, m, cols, block, group);
+        let shared = SharedOut(out.as_mut_ptr());
+        let scratch = || (tile::Tile::new(cols, group), vec![0f32; m * TILE_ROWS]);
+        (0..rows.div_ceil(TILE_ROWS)).into_par_iter().for_each_init(scratch, |(tile, buf), ti| {
+            let shared = shared;
+            let (r0, r1) = (ti * TILE_ROWS, ((ti + 1) * TILE_ROWS).min(rows));
+            let row_slices: Vec<&[u8]> = (r0..r1).map(|r| &self.data[r * row_bytes..(r + 1) * row_bytes]).collect();
+            tile.fill(self.dtype, &row_slices);
+            tile::tile_matmul(tile, &acts, m, buf);
+            for t in 0..m {
+                for r in r0..r1 {
+                    // SAFETY: t * rows + r < m * rows == out.len(); rows r0..r1 belong to this task.
+                    unsafe { *shared.0.add(t * rows + r) = buf[t * TILE_ROWS + r - r0] };
+                }
+            }
+        });
     }
 
     /// Block types whose dot product candle-core provides (AVX2 on x86 for Q4_0, Q8_0, K-quants).
@@ -215,6 +242,8 @@ unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
 const ROWS_PER_TASK: usize = 16;
+/// From this many activation rows on, the tile kernel beats one dot product per row pair.
+const TILE_MIN_TOKENS: usize = 4;
 const TOKENS_PER_TILE: usize = 32;
 
 /// Runs `dot(r, t)` for every weight row r and activation row t, in parallel over weight rows.

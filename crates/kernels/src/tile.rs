@@ -1,0 +1,303 @@
+//! Batched (prompt) matmul: 16 weight rows at a time are unpacked from their GGUF blocks into
+//! a row-interleaved u8 tile (with per-group scales and offsets), then multiplied with int8
+//! activations by an AVX-512 VNNI kernel. The tile lives only while its rows are in use, so no
+//! repacked copy of the weights is ever kept.
+
+use half::f16;
+
+use crate::QuantType;
+
+/// Weight rows per tile: one i32 lane each in a 512-bit register.
+pub const TILE_ROWS: usize = 16;
+
+/// Weight types the tile path handles, with (group, activation block) sizes.
+pub fn tile_layout(dtype: QuantType) -> Option<(usize, usize)> {
+    match dtype {
+        QuantType::Q4K => Some((32, 256)),
+        QuantType::Q6K => Some((16, 256)),
+        QuantType::Q4_0 | QuantType::Q4_1 | QuantType::Q8_0 => Some((32, 32)),
+        _ => None,
+    }
+}
+
+/// int8 activations: per-block scales and per-group integer sums.
+pub struct QuantActs {
+    pub k: usize,
+    pub block: usize,
+    pub group: usize,
+    pub q: Vec<i8>,
+    pub scale: Vec<f32>,
+    pub group_sum: Vec<f32>,
+}
+
+impl QuantActs {
+    /// Quantizes `m` rows of `k` values as the reference does: Q8_K style (signed max, f32
+    /// scale, rounding half away from zero, which reproduces llama.cpp's Qwen greedy tokens)
+    /// for 256-blocks, Q8_0 style (f16 scale, ties to even) for 32-blocks.
+    pub fn quantize(x: &[f32], m: usize, k: usize, block: usize, group: usize) -> Self {
+        use rayon::prelude::*;
+        let mut q = vec![0i8; m * k];
+        let mut scale = vec![0f32; m * k / block];
+        let quantize_row = |((xr, qr), sr): ((&[f32], &mut [i8]), &mut [f32])| {
+            for ((xb, qb), d) in xr.chunks_exact(block).zip(qr.chunks_exact_mut(block)).zip(sr.iter_mut()) {
+                *d = if block == 256 { quantize_block_q8k(xb, qb) } else { quantize_block_q8_0(xb, qb) };
+            }
+        };
+        x.par_chunks(k).zip(q.par_chunks_mut(k)).zip(scale.par_chunks_mut(k / block)).with_min_len(8).for_each(quantize_row);
+        let group_sum = q.chunks_exact(group).map(|g| g.iter().map(|&v| v as i32).sum::<i32>() as f32).collect();
+        QuantActs { k, block, group, q, scale, group_sum }
+    }
+}
+
+fn quantize_block_q8k(x: &[f32], q: &mut [i8]) -> f32 {
+    let (mut max, mut amax) = (0f32, 0f32);
+    for &v in x {
+        if v.abs() > amax {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    if amax == 0.0 {
+        q.fill(0);
+        return 0.0;
+    }
+    let iscale = -127.0 / max;
+    for (o, &v) in q.iter_mut().zip(x) {
+        *o = (iscale * v).round().min(127.0) as i8;
+    }
+    1.0 / iscale
+}
+
+fn quantize_block_q8_0(x: &[f32], q: &mut [i8]) -> f32 {
+    let amax = x.iter().fold(0f32, |a, &v| a.max(v.abs()));
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    for (o, &v) in q.iter_mut().zip(x) {
+        *o = (v * id).round_ties_even() as i8;
+    }
+    f16::from_f32(amax / 127.0).to_f32()
+}
+
+/// 16 weight rows over the full k, row-interleaved: element e of row r is at
+/// `q[((e / 4) * 16 + r) * 4 + e % 4]`, and weight = scale[g][r] * q + offset[g][r].
+pub struct Tile {
+    pub k: usize,
+    pub group: usize,
+    pub q: Vec<u8>,
+    pub scale: Vec<f32>,
+    pub offset: Vec<f32>,
+    row_q: Vec<u8>,
+    row_scale: Vec<f32>,
+    row_offset: Vec<f32>,
+}
+
+impl Tile {
+    pub fn new(k: usize, group: usize) -> Self {
+        Tile {
+            k,
+            group,
+            q: vec![0; k * TILE_ROWS],
+            scale: vec![0.0; k / group * TILE_ROWS],
+            offset: vec![0.0; k / group * TILE_ROWS],
+            row_q: vec![0; k],
+            row_scale: vec![0.0; k / group],
+            row_offset: vec![0.0; k / group],
+        }
+    }
+
+    /// Unpacks `rows` (at most 16) consecutive rows of GGUF blocks; missing rows are zero.
+    pub fn fill(&mut self, dtype: QuantType, rows: &[&[u8]]) {
+        assert!(rows.len() <= TILE_ROWS);
+        self.scale.fill(0.0);
+        self.offset.fill(0.0);
+        if rows.len() < TILE_ROWS {
+            self.q.fill(0);
+        }
+        let n_groups = self.k / self.group;
+        for (r, bytes) in rows.iter().enumerate() {
+            unpack_row(dtype, bytes, &mut self.row_q, &mut self.row_scale, &mut self.row_offset);
+            for (e4, chunk) in self.row_q.chunks_exact(4).enumerate() {
+                let at = (e4 * TILE_ROWS + r) * 4;
+                self.q[at..at + 4].copy_from_slice(chunk);
+            }
+            for g in 0..n_groups {
+                self.scale[g * TILE_ROWS + r] = self.row_scale[g];
+                self.offset[g * TILE_ROWS + r] = self.row_offset[g];
+            }
+        }
+    }
+}
+
+/// Decodes one row of blocks into unsigned codes and per-group scale and offset.
+fn unpack_row(dtype: QuantType, bytes: &[u8], q: &mut [u8], scale: &mut [f32], offset: &mut [f32]) {
+    let h = |b: &[u8], i: usize| f16::from_le_bytes([b[i], b[i + 1]]).to_f32();
+    match dtype {
+        QuantType::Q4_0 | QuantType::Q4_1 => {
+            let size = dtype.block_bytes();
+            for (i, block) in bytes.chunks_exact(size).enumerate() {
+                let d = h(block, 0);
+                let (min, qs) = if dtype == QuantType::Q4_1 { (h(block, 2), &block[4..20]) } else { (-8.0 * d, &block[2..18]) };
+                for j in 0..16 {
+                    q[i * 32 + j] = qs[j] & 0x0F;
+                    q[i * 32 + j + 16] = qs[j] >> 4;
+                }
+                scale[i] = d;
+                offset[i] = min;
+            }
+        }
+        QuantType::Q8_0 => {
+            for (i, block) in bytes.chunks_exact(34).enumerate() {
+                let d = h(block, 0);
+                for j in 0..32 {
+                    q[i * 32 + j] = (block[2 + j] as i8 as i16 + 128) as u8;
+                }
+                scale[i] = d;
+                offset[i] = -128.0 * d;
+            }
+        }
+        QuantType::Q4K => {
+            for (i, block) in bytes.chunks_exact(144).enumerate() {
+                let (d, dmin) = (h(block, 0), h(block, 2));
+                let scales = &block[4..16];
+                let qs = &block[16..144];
+                for j in 0..8 {
+                    let (sc, m) = k4_scale_min(j, scales);
+                    scale[i * 8 + j] = d * sc as f32;
+                    offset[i * 8 + j] = -dmin * m as f32;
+                }
+                for pair in 0..4 {
+                    let src = &qs[pair * 32..pair * 32 + 32];
+                    let dst = &mut q[i * 256 + pair * 64..i * 256 + pair * 64 + 64];
+                    for l in 0..32 {
+                        dst[l] = src[l] & 0x0F;
+                        dst[l + 32] = src[l] >> 4;
+                    }
+                }
+            }
+        }
+        QuantType::Q6K => {
+            for (i, block) in bytes.chunks_exact(210).enumerate() {
+                let (ql, qh, sc) = (&block[0..128], &block[128..192], &block[192..208]);
+                let d = h(block, 208);
+                for g in 0..16 {
+                    scale[i * 16 + g] = d * (sc[g] as i8) as f32;
+                    offset[i * 16 + g] = -32.0 * scale[i * 16 + g];
+                }
+                for half in 0..2 {
+                    let (ql, qh) = (&ql[half * 64..], &qh[half * 32..]);
+                    let dst = &mut q[i * 256 + half * 128..];
+                    for l in 0..32 {
+                        dst[l] = (ql[l] & 0x0F) | ((qh[l] & 3) << 4);
+                        dst[l + 32] = (ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4);
+                        dst[l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+                        dst[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+                    }
+                }
+            }
+        }
+        other => unreachable!("tile_layout rejects {other}"),
+    }
+}
+
+/// Q4_K's packed 6-bit scale and min of sub-block j.
+fn k4_scale_min(j: usize, s: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (s[j] & 63, s[j + 4] & 63)
+    } else {
+        ((s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4))
+    }
+}
+
+/// `out[t * 16 + r] = dot(tile row r, activation row t)` for every token t (scalar reference).
+pub fn tile_matmul_scalar(tile: &Tile, acts: &QuantActs, m: usize, out: &mut [f32]) {
+    let (k, g_len, blk) = (tile.k, tile.group, acts.block);
+    assert!(out.len() >= m * TILE_ROWS && acts.q.len() >= m * k && acts.k == k && acts.group == g_len);
+    for t in 0..m {
+        let a = &acts.q[t * k..(t + 1) * k];
+        for r in 0..TILE_ROWS {
+            let mut total = 0f32;
+            for b in 0..k / blk {
+                let mut block_sum = 0f32;
+                for g in b * blk / g_len..(b + 1) * blk / g_len {
+                    let isum: i32 = (g * g_len..(g + 1) * g_len)
+                        .map(|e| tile.q[((e / 4) * TILE_ROWS + r) * 4 + e % 4] as i32 * a[e] as i32)
+                        .sum();
+                    block_sum += tile.scale[g * TILE_ROWS + r] * isum as f32
+                        + tile.offset[g * TILE_ROWS + r] * acts.group_sum[t * k / g_len + g];
+                }
+                total += block_sum * acts.scale[t * k / blk + b];
+            }
+            out[t * TILE_ROWS + r] = total;
+        }
+    }
+}
+
+/// The tile product, with AVX-512 VNNI when the CPU has it.
+pub fn tile_matmul(tile: &Tile, acts: &QuantActs, m: usize, out: &mut [f32]) {
+    assert!(out.len() >= m * TILE_ROWS && acts.q.len() >= m * tile.k && acts.k == tile.k && acts.group == tile.group);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::cpu::has_avx512_vnni() {
+            // SAFETY: the CPU has avx512f and avx512vnni (checked); sizes were asserted above.
+            unsafe { crate::tile_avx512::tile_matmul_vnni(tile, acts, m, out) };
+            return;
+        }
+    }
+    tile_matmul_scalar(tile, acts, m, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Random but well-formed blocks: random bytes with sane f16 scales patched in.
+    fn random_row(rng: &mut impl Rng, dtype: QuantType, k: usize) -> Vec<u8> {
+        let mut bytes: Vec<u8> = (0..dtype.bytes_for(k)).map(|_| rng.random()).collect();
+        let scale_at: &[usize] = match dtype {
+            QuantType::Q4K => &[0, 2],
+            QuantType::Q6K => &[208],
+            QuantType::Q4_1 => &[0, 2],
+            _ => &[0],
+        };
+        for block in bytes.chunks_exact_mut(dtype.block_bytes()) {
+            for &at in scale_at {
+                block[at..at + 2].copy_from_slice(&f16::from_f32(rng.random_range(-0.05..0.05)).to_le_bytes());
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn simd_tile_matches_scalar_reference() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for dtype in [QuantType::Q4K, QuantType::Q6K, QuantType::Q4_1, QuantType::Q4_0, QuantType::Q8_0] {
+            let (group, block) = tile_layout(dtype).unwrap();
+            let k = if block == 256 { 512 } else { 96 };
+            for (rows, m) in [(16usize, 9usize), (5, 4), (16, 1), (11, 7)] {
+                let row_bytes: Vec<Vec<u8>> = (0..rows).map(|_| random_row(&mut rng, dtype, k)).collect();
+                let refs: Vec<&[u8]> = row_bytes.iter().map(|r| r.as_slice()).collect();
+                let mut tile = Tile::new(k, group);
+                tile.fill(dtype, &refs);
+                let x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-4.0..4.0)).collect();
+                let acts = QuantActs::quantize(&x, m, k, block, group);
+                let mut fast = vec![0f32; m * TILE_ROWS];
+                let mut slow = vec![1f32; m * TILE_ROWS];
+                tile_matmul(&tile, &acts, m, &mut fast);
+                tile_matmul_scalar(&tile, &acts, m, &mut slow);
+                for (i, (a, b)) in fast.iter().zip(&slow).enumerate() {
+                    assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "{dtype} rows {rows} m {m} at {i}: {a} vs {b}");
+                }
+                // padded rows are zero
+                assert!(fast.chunks(TILE_ROWS).all(|t| t[rows..].iter().all(|&v| v == 0.0)));
+            }
+        }
+    }
+
+    #[test]
+    fn k4_scales_unpack_like_ggml() {
+        let s = [1u8, 2, 3, 4, 65, 66, 67, 200, 0x21, 0x43, 0x65, 0x87];
+        assert_eq!(k4_scale_min(0, &s), (1, 65 & 63));
+        assert_eq!(k4_scale_min(4, &s), ((0x21 & 0x0F) | ((1 >> 6) << 4), (0x21 >> 4) | ((65 >> 6) << 4)));
+        assert_eq!(k4_scale_min(7, &s), ((0x87 & 0x0F) | ((4 >> 6) << 4), (0x87 >> 4) | ((200 >> 6) << 4)));
+    }
+}
