@@ -12,5 +12,5 @@ pub mod tile;
 #[cfg(target_arch = "x86_64")]
 mod tile_avx512;
 
-pub use qmatmul::{LayoutError, QMatrix};
+pub use qmatmul::{matmul_many, LayoutError, QMatrix};
 pub use quant::QuantType;

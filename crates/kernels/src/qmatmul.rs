@@ -1,7 +1,7 @@
 //! Matrix products of quantized weights (read in place, no repacking) with f32 activations.
 
 use candle_core::quantized::k_quants::{
-    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0,
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8K, BlockQ8_0,
 };
 use candle_core::quantized::GgmlType;
 use half::{bf16, f16};
@@ -101,98 +101,196 @@ impl<'a> QMatrix<'a> {
 
     /// `out[t * rows + r] = sum_c x[t * cols + c] * W[r, c]` for `m` activation rows.
     pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
-        assert_eq!(x.len(), m * self.cols, "activation size");
-        assert_eq!(out.len(), m * self.rows, "output size");
-        if m >= TILE_MIN_TOKENS {
-            if let Some(layout) = tile::tile_layout(self.dtype) {
-                return self.matmul_tiled(x, m, out, layout);
-            }
-        }
-        match self.dtype {
-            QuantType::F32 | QuantType::F16 | QuantType::BF16 => self.matmul_float(x, m, out),
-            QuantType::Q4_1 => {
-                let bpr = self.cols / q4_1::QK;
-                let xq = quantize_rows(x, (m, self.cols, bpr), BlockQ8_1::ZERO, q4_1::quantize_row_q8_1);
-                let w: &[BlockQ4_1] = cast_blocks(self.data);
-                for_each_output(self.rows, m, out, |r, t| {
-                    q4_1::dot_q4_1_q8_1(&w[r * bpr..(r + 1) * bpr], &xq[t * bpr..(t + 1) * bpr])
-                });
-            }
-            QuantType::Q4_0 => self.matmul_ggml_q8_0::<BlockQ4_0>(x, m, out),
-            QuantType::Q5_0 => self.matmul_ggml::<BlockQ5_0>(x, m, out),
-            QuantType::Q5_1 => self.matmul_ggml::<BlockQ5_1>(x, m, out),
-            QuantType::Q8_0 => self.matmul_ggml_q8_0::<BlockQ8_0>(x, m, out),
-            QuantType::Q2K => self.matmul_ggml::<BlockQ2K>(x, m, out),
-            QuantType::Q3K => self.matmul_ggml::<BlockQ3K>(x, m, out),
-            QuantType::Q4K => self.matmul_ggml::<BlockQ4K>(x, m, out),
-            QuantType::Q5K => self.matmul_ggml::<BlockQ5K>(x, m, out),
-            QuantType::Q6K => self.matmul_ggml::<BlockQ6K>(x, m, out),
-            QuantType::Q8_1 | QuantType::Q8K => unreachable!("rejected in QMatrix::new"),
+        matmul_many(&[*self], x, m, &mut [out]);
+    }
+}
+
+/// Activations prepared once for the weight types that read them.
+enum PreparedActs {
+    Float,
+    Q8_0(Vec<BlockQ8_0>),
+    Q8_1(Vec<BlockQ8_1>),
+    Q8K(Vec<BlockQ8K>),
+    Tile(tile::QuantActs),
+}
+
+/// Which preparation a weight type needs; equal keys share one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ActsKind {
+    Float,
+    Q8_0,
+    Q8_1,
+    Q8K,
+    Tile { group: usize, block: usize },
+}
+
+fn acts_kind(dtype: QuantType, m: usize) -> ActsKind {
+    if m >= TILE_MIN_TOKENS {
+        if let Some((group, block)) = tile::tile_layout(dtype) {
+            return ActsKind::Tile { group, block };
         }
     }
+    match dtype {
+        QuantType::F32 | QuantType::F16 | QuantType::BF16 => ActsKind::Float,
+        QuantType::Q4_0 | QuantType::Q8_0 => ActsKind::Q8_0,
+        QuantType::Q4_1 | QuantType::Q5_1 => ActsKind::Q8_1,
+        QuantType::Q5_0 => ActsKind::Q8_0,
+        _ => ActsKind::Q8K,
+    }
+}
 
-    /// Many activation rows: unpack 16 weight rows at a time and run the int8 tile kernel.
-    fn matmul_tiled(&self, x: &[f32], m: usize, out: &mut [f32], (group, block): (usize, usize)) {
-        let (rows, cols, row_bytes) = (self.rows, self.cols, self.row_bytes());
-        let acts = tile::QuantActs::quantize(x, m, cols, block, group);
-        let shared = SharedOut(out.as_mut_ptr());
-        let scratch = || (tile::Tile::new(cols, group), vec![0f32; m * TILE_ROWS]);
-        (0..rows.div_ceil(TILE_ROWS)).into_par_iter().for_each_init(scratch, |(tile, buf), ti| {
-            let shared = shared;
-            let (r0, r1) = (ti * TILE_ROWS, ((ti + 1) * TILE_ROWS).min(rows));
-            let row_slices: Vec<&[u8]> = (r0..r1).map(|r| &self.data[r * row_bytes..(r + 1) * row_bytes]).collect();
-            tile.fill(self.dtype, &row_slices);
-            tile::tile_matmul(tile, &acts, m, buf);
-            for t in 0..m {
-                for r in r0..r1 {
-                    // SAFETY: t * rows + r < m * rows == out.len(); rows r0..r1 belong to this task.
-                    unsafe { *shared.0.add(t * rows + r) = buf[t * TILE_ROWS + r - r0] };
+fn prepare(kind: ActsKind, x: &[f32], m: usize, cols: usize) -> PreparedActs {
+    match kind {
+        ActsKind::Float => PreparedActs::Float,
+        ActsKind::Q8_0 => PreparedActs::Q8_0(quantize_rows(x, (m, cols, cols / 32), BlockQ8_0::zeros(), |row, b| {
+            q8::quantize_row_q8_0(row, as_local_q8_0(b))
+        })),
+        ActsKind::Q8_1 => PreparedActs::Q8_1(quantize_rows(x, (m, cols, cols / 32), BlockQ8_1::ZERO, q4_1::quantize_row_q8_1)),
+        ActsKind::Q8K => PreparedActs::Q8K(quantize_rows(x, (m, cols, cols / 256), BlockQ8K::zeros(), BlockQ8K::from_float)),
+        ActsKind::Tile { group, block } => PreparedActs::Tile(tile::QuantActs::quantize(x, m, cols, block, group)),
+    }
+}
+
+/// Several matrices over the same input in ONE parallel region (q/k/v, gate/up): activations
+/// are quantized once per weight type, and the pool is woken once instead of per matrix.
+pub fn matmul_many(mats: &[QMatrix<'_>], x: &[f32], m: usize, outs: &mut [&mut [f32]]) {
+    assert_eq!(mats.len(), outs.len());
+    let cols = mats.first().map(|w| w.cols).unwrap_or(0);
+    assert_eq!(x.len(), m * cols, "activation size");
+    for (w, out) in mats.iter().zip(outs.iter()) {
+        assert_eq!(w.cols, cols, "matrices of one group share their input");
+        assert_eq!(out.len(), m * w.rows, "output size");
+    }
+    let kinds: Vec<ActsKind> = mats.iter().map(|w| acts_kind(w.dtype, m)).collect();
+    let mut prepared: Vec<(ActsKind, PreparedActs)> = Vec::new();
+    for &kind in &kinds {
+        if !prepared.iter().any(|(k, _)| *k == kind) {
+            prepared.push((kind, prepare(kind, x, m, cols)));
+        }
+    }
+    let tasks: Vec<Task> = mats
+        .iter()
+        .enumerate()
+        .flat_map(|(i, w)| {
+            let step = if matches!(kinds[i], ActsKind::Tile { .. }) { TILE_ROWS } else { ROWS_PER_TASK };
+            (0..w.rows).step_by(step).map(move |r0| Task { mat: i, rows: r0..(r0 + step).min(w.rows) })
+        })
+        .collect();
+    let outs: Vec<SharedOut> = outs.iter_mut().map(|o| SharedOut(o.as_mut_ptr())).collect();
+    let run = |scratch: &mut TaskScratch, task: &Task| {
+        let w = &mats[task.mat];
+        let acts = &prepared.iter().find(|(k, _)| *k == kinds[task.mat]).expect("prepared above").1;
+        // SAFETY: tasks cover disjoint row ranges of each output; outputs outlive the region.
+        unsafe { run_task(w, acts, x, m, task.rows.clone(), outs[task.mat], scratch) };
+    };
+    let total_work: usize = mats.iter().map(|w| w.rows * w.cols).sum::<usize>() * m;
+    if total_work < SERIAL_WORK || tasks.len() == 1 {
+        let mut scratch = TaskScratch::default();
+        tasks.iter().for_each(|t| run(&mut scratch, t));
+    } else {
+        tasks.par_iter().for_each_init(TaskScratch::default, run);
+    }
+}
+
+struct Task {
+    mat: usize,
+    rows: std::ops::Range<usize>,
+}
+
+#[derive(Default)]
+struct TaskScratch {
+    tile: Option<tile::Tile>,
+    tile_out: Vec<f32>,
+    row: Vec<f32>,
+}
+
+/// Computes output rows `rows` of one matrix for all `m` tokens.
+///
+/// # Safety
+/// `out` must point to `m * w.rows` floats, and no other task may write rows `rows`.
+unsafe fn run_task(
+    w: &QMatrix<'_>,
+    acts: &PreparedActs,
+    x: &[f32],
+    m: usize,
+    rows: std::ops::Range<usize>,
+    out: SharedOut,
+    scratch: &mut TaskScratch,
+) {
+    let (n, cols) = (w.rows, w.cols);
+    let write = |t: usize, r: usize, v: f32| {
+        // SAFETY: t < m and r < n, so the index is inside the m * n output (caller contract).
+        unsafe { *out.0.add(t * n + r) = v }
+    };
+    let per_row = |dot: &dyn Fn(usize, usize) -> f32| {
+        for t0 in (0..m).step_by(TOKENS_PER_TILE) {
+            for r in rows.clone() {
+                for t in t0..(t0 + TOKENS_PER_TILE).min(m) {
+                    write(t, r, dot(r, t));
                 }
             }
-        });
-    }
-
-    /// Block types whose dot product candle-core provides (AVX2 on x86 for Q4_0, Q8_0, K-quants).
-    fn matmul_ggml<T: GgmlType>(&self, x: &[f32], m: usize, out: &mut [f32]) {
-        self.matmul_ggml_with::<T>(x, m, out, T::VecDotType::from_float);
-    }
-
-    /// Types whose activations are Q8_0: quantized with llama.cpp's rounding.
-    fn matmul_ggml_q8_0<T: GgmlType<VecDotType = BlockQ8_0>>(&self, x: &[f32], m: usize, out: &mut [f32]) {
-        self.matmul_ggml_with::<T>(x, m, out, |row, blocks| q8::quantize_row_q8_0(row, as_local_q8_0(blocks)));
-    }
-
-    fn matmul_ggml_with<T: GgmlType>(
-        &self,
-        x: &[f32],
-        m: usize,
-        out: &mut [f32],
-        quantize: impl Fn(&[f32], &mut [T::VecDotType]) + Sync,
-    ) {
-        let bpr = self.cols / T::BLCK_SIZE;
-        let apr = self.cols / T::VecDotType::BLCK_SIZE;
-        let xq = quantize_rows(x, (m, self.cols, apr), T::VecDotType::zeros(), quantize);
-        let w: &[T] = cast_blocks(self.data);
-        let cols = self.cols;
-        for_each_output(self.rows, m, out, |r, t| {
-            T::vec_dot(cols, &w[r * bpr..(r + 1) * bpr], &xq[t * apr..(t + 1) * apr])
-        });
-    }
-
-    fn matmul_float(&self, x: &[f32], m: usize, out: &mut [f32]) {
-        let (rows, cols) = (self.rows, self.cols);
-        let shared = SharedOut(out.as_mut_ptr());
-        (0..rows).into_par_iter().for_each_init(Vec::new, |row, r| {
-            let shared = shared;
-            row.resize(cols, 0.0);
-            self.dequantize_row(r, row);
+        }
+    };
+    match acts {
+        PreparedActs::Tile(qa) => {
+            let tile = scratch.tile.get_or_insert_with(|| tile::Tile::new(cols, qa.group));
+            tile.reshape(cols, qa.group);
+            let row_bytes = w.row_bytes();
+            let slices: Vec<&[u8]> = rows.clone().map(|r| &w.data[r * row_bytes..(r + 1) * row_bytes]).collect();
+            tile.fill(w.dtype, &slices);
+            scratch.tile_out.resize(m * TILE_ROWS, 0.0);
+            tile::tile_matmul(tile, qa, m, &mut scratch.tile_out);
             for t in 0..m {
-                let v = crate::ops::dot(row, &x[t * cols..(t + 1) * cols]);
-                // SAFETY: t * rows + r < out.len(); each weight row r is handled by one task.
-                unsafe { *shared.0.add(t * rows + r) = v };
+                for r in rows.clone() {
+                    write(t, r, scratch.tile_out[t * TILE_ROWS + r - rows.start]);
+                }
             }
-        });
+        }
+        PreparedActs::Float => {
+            let row = &mut scratch.row;
+            row.resize(cols, 0.0);
+            for r in rows.clone() {
+                w.dequantize_row(r, row);
+                for t in 0..m {
+                    write(t, r, crate::ops::dot(row, &x[t * cols..(t + 1) * cols]));
+                }
+            }
+        }
+        PreparedActs::Q8_1(xq) => {
+            let (wb, bpr): (&[BlockQ4_1], usize) = (cast_blocks(w.data), cols / 32);
+            match w.dtype {
+                QuantType::Q4_1 => per_row(&|r, t| q4_1::dot_q4_1_q8_1(&wb[r * bpr..(r + 1) * bpr], &xq[t * bpr..(t + 1) * bpr])),
+                _ => per_row(&|r, t| ggml_dot::<BlockQ5_1>(w, r, xq_as(xq), t)),
+            }
+        }
+        PreparedActs::Q8_0(xq) => match w.dtype {
+            QuantType::Q4_0 => per_row(&|r, t| ggml_dot::<BlockQ4_0>(w, r, xq, t)),
+            QuantType::Q5_0 => per_row(&|r, t| ggml_dot::<BlockQ5_0>(w, r, xq, t)),
+            _ => per_row(&|r, t| ggml_dot::<BlockQ8_0>(w, r, xq, t)),
+        },
+        PreparedActs::Q8K(xq) => match w.dtype {
+            QuantType::Q2K => per_row(&|r, t| ggml_dot::<BlockQ2K>(w, r, xq, t)),
+            QuantType::Q3K => per_row(&|r, t| ggml_dot::<BlockQ3K>(w, r, xq, t)),
+            QuantType::Q4K => per_row(&|r, t| ggml_dot::<BlockQ4K>(w, r, xq, t)),
+            QuantType::Q5K => per_row(&|r, t| ggml_dot::<BlockQ5K>(w, r, xq, t)),
+            _ => per_row(&|r, t| ggml_dot::<BlockQ6K>(w, r, xq, t)),
+        },
     }
+}
+
+/// candle-core's dot product of weight row r with activation row t.
+fn ggml_dot<T: GgmlType>(w: &QMatrix<'_>, r: usize, xq: &[T::VecDotType], t: usize) -> f32 {
+    let blocks: &[T] = cast_blocks(w.data);
+    let bpr = w.cols / T::BLCK_SIZE;
+    let apr = w.cols / T::VecDotType::BLCK_SIZE;
+    T::vec_dot(w.cols, &blocks[r * bpr..(r + 1) * bpr], &xq[t * apr..(t + 1) * apr])
+}
+
+/// candle's Q5_1 reads Q8_1 activations; ours have the same layout.
+fn xq_as(xq: &[BlockQ8_1]) -> &[candle_core::quantized::k_quants::BlockQ8_1] {
+    const _: () = assert!(std::mem::size_of::<BlockQ8_1>() == std::mem::size_of::<candle_core::quantized::k_quants::BlockQ8_1>());
+    // SAFETY: both are repr(C) { f16, f16, [i8; 32] } of 36 bytes, alignment 2, any bits valid.
+    unsafe { std::slice::from_raw_parts(xq.as_ptr() as *const _, xq.len()) }
 }
 
 fn is_supported(dtype: QuantType) -> bool {
@@ -237,39 +335,19 @@ fn quantize_rows<B: Clone + Send>(
 #[derive(Clone, Copy)]
 struct SharedOut(*mut f32);
 // SAFETY: workers write disjoint indices (distinct output rows `r`), never read; the
-// buffer outlives the parallel region, which joins before `for_each_output` returns.
+// buffer outlives the parallel region, which joins before `matmul_many` returns.
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
+/// Weight rows per task on the one-dot-per-row path.
 const ROWS_PER_TASK: usize = 16;
 /// From this many activation rows on, the tile kernel beats one dot product per row pair.
 const TILE_MIN_TOKENS: usize = 4;
+/// Activation rows visited per weight row before moving on (cache blocking).
 const TOKENS_PER_TILE: usize = 32;
-
-/// Runs `dot(r, t)` for every weight row r and activation row t, in parallel over weight rows.
-fn for_each_output(rows: usize, m: usize, out: &mut [f32], dot: impl Fn(usize, usize) -> f32 + Sync) {
-    let shared = SharedOut(out.as_mut_ptr());
-    let n_tasks = rows.div_ceil(ROWS_PER_TASK);
-    let task = |task: usize| {
-        let shared = shared;
-        let r0 = task * ROWS_PER_TASK;
-        let r1 = (r0 + ROWS_PER_TASK).min(rows);
-        for t0 in (0..m).step_by(TOKENS_PER_TILE) {
-            for r in r0..r1 {
-                for t in t0..(t0 + TOKENS_PER_TILE).min(m) {
-                    let v = dot(r, t);
-                    // SAFETY: index t * rows + r < m * rows == out.len(); each r belongs to one task.
-                    unsafe { *shared.0.add(t * rows + r) = v };
-                }
-            }
-        }
-    };
-    if rows * m < 64 {
-        (0..n_tasks).for_each(task);
-    } else {
-        (0..n_tasks).into_par_iter().for_each(task);
-    }
-}
+/// Below this many multiply-adds a product runs on the calling thread: waking the pool
+/// costs more than it saves.
+const SERIAL_WORK: usize = 1 << 16;
 
 #[cfg(test)]
 mod tests {
@@ -353,6 +431,26 @@ mod tests {
                 for (g, e) in got.iter().zip(&want) {
                     assert!((g - e).abs() <= 0.02 * scale, "{dtype} {rows}x{cols} m={m}: {g} vs {e}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn grouped_products_equal_single_ones() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+        let cols = 512;
+        let specs = [(QuantType::Q4K, 48), (QuantType::Q6K, 17), (QuantType::Q8_0, 33)];
+        let data: Vec<Vec<u8>> = specs.iter().map(|&(d, rows)| random_blocks(&mut rng, d, rows, cols)).collect();
+        let mats: Vec<QMatrix> = specs.iter().zip(&data).map(|(&(d, rows), b)| QMatrix::new(d, rows, cols, b).unwrap()).collect();
+        for m in [1usize, 2, 5, 19] {
+            let x: Vec<f32> = (0..m * cols).map(|_| rng.random_range(-2.0..2.0)).collect();
+            let mut grouped: Vec<Vec<f32>> = mats.iter().map(|w| vec![0f32; m * w.rows()]).collect();
+            let mut refs: Vec<&mut [f32]> = grouped.iter_mut().map(|v| v.as_mut_slice()).collect();
+            matmul_many(&mats, &x, m, &mut refs);
+            for (w, got) in mats.iter().zip(&grouped) {
+                let mut single = vec![0f32; m * w.rows()];
+                w.matmul(&x, m, &mut single);
+                assert_eq!(got, &single, "{} m={m}", w.dtype());
             }
         }
     }

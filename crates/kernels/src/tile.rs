@@ -104,6 +104,13 @@ impl Tile {
         }
     }
 
+    /// Makes the tile fit rows of length `k` with groups of `group` (reuses the buffers).
+    pub fn reshape(&mut self, k: usize, group: usize) {
+        if self.k != k || self.group != group {
+            *self = Tile::new(k, group);
+        }
+    }
+
     /// Unpacks `rows` (at most 16) consecutive rows of GGUF blocks; missing rows are zero.
     pub fn fill(&mut self, dtype: QuantType, rows: &[&[u8]]) {
         assert!(rows.len() <= TILE_ROWS);

@@ -160,9 +160,7 @@ impl Model {
         s.normed.clear();
         s.normed.extend_from_slice(x);
         rms_norm_rows(&mut s.normed, &layer.attn_norm, c.rms_eps);
-        layer.q.forward(&s.normed, total, &mut s.q);
-        layer.k.forward(&s.normed, total, &mut s.k);
-        layer.v.forward(&s.normed, total, &mut s.v);
+        Linear::forward_many(&[&layer.q, &layer.k, &layer.v], &s.normed, total, &mut [&mut s.q, &mut s.k, &mut s.v]);
         s.attn.resize(total * shape.q_width(), 0.0);
         let mut row = 0;
         for (span, &start) in spans.iter_mut().zip(starts) {
@@ -188,8 +186,7 @@ impl Model {
         s.normed.clear();
         s.normed.extend_from_slice(x);
         rms_norm_rows(&mut s.normed, &layer.ffn_norm, self.config.rms_eps);
-        layer.gate.forward(&s.normed, total, &mut s.gate);
-        layer.up.forward(&s.normed, total, &mut s.up);
+        Linear::forward_many(&[&layer.gate, &layer.up], &s.normed, total, &mut [&mut s.gate, &mut s.up]);
         silu_mul(&mut s.gate, &s.up);
         layer.down.forward(&s.gate, total, &mut s.out);
         add_in_place(x, &s.out);

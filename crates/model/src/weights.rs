@@ -40,12 +40,22 @@ pub struct Linear {
 impl Linear {
     /// `out = x W^T (+ b)` for `m` rows of input.
     pub fn forward(&self, x: &[f32], m: usize, out: &mut Vec<f32>) {
-        let w = self.weight.matrix();
-        out.resize(m * w.rows(), 0.0);
-        w.matmul(x, m, out);
-        if let Some(bias) = &self.bias {
-            for row in out.chunks_exact_mut(bias.len()) {
-                hearth_kernels::ops::add_in_place(row, bias);
+        Linear::forward_many(&[self], x, m, &mut [out]);
+    }
+
+    /// Several layers over the same input, computed in one parallel region.
+    pub fn forward_many(layers: &[&Linear], x: &[f32], m: usize, outs: &mut [&mut Vec<f32>]) {
+        let mats: Vec<_> = layers.iter().map(|l| l.weight.matrix()).collect();
+        for (w, out) in mats.iter().zip(outs.iter_mut()) {
+            out.resize(m * w.rows(), 0.0);
+        }
+        let mut slices: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+        hearth_kernels::matmul_many(&mats, x, m, &mut slices);
+        for (layer, out) in layers.iter().zip(outs.iter_mut()) {
+            if let Some(bias) = &layer.bias {
+                for row in out.chunks_exact_mut(bias.len()) {
+                    hearth_kernels::ops::add_in_place(row, bias);
+                }
             }
         }
     }
