@@ -60,8 +60,12 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
         println!("{out}");
     } else {
         println!("| model | threads | test | t/s |\n|---|---|---|---|");
-        println!("| {name} | {threads} | pp{} | {:.2} |", args.prompt_tokens, pp.unwrap_or(0.0));
-        println!("| {name} | {threads} | tg{} | {:.2} |", args.gen_tokens, tg.unwrap_or(0.0));
+        if let Some(pp) = pp {
+            println!("| {name} | {threads} | pp{} | {pp:.2} |", args.prompt_tokens);
+        }
+        if let Some(tg) = tg {
+            println!("| {name} | {threads} | tg{} | {tg:.2} |", args.gen_tokens);
+        }
     }
     Ok(())
 }

@@ -241,9 +241,10 @@ unsafe fn run_task(
             scratch.tile_out.resize(m * TILE_ROWS, 0.0);
             tile::tile_matmul(tile, qa, m, &mut scratch.tile_out);
             for t in 0..m {
-                for r in rows.clone() {
-                    write(t, r, scratch.tile_out[t * TILE_ROWS + r - rows.start]);
-                }
+                let src = &scratch.tile_out[t * TILE_ROWS..t * TILE_ROWS + rows.len()];
+                // SAFETY: the destination is row t's columns rows.start..rows.end, inside the
+                // m * n output and owned by this task (caller contract); src does not alias it.
+                unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), out.0.add(t * n + rows.start), src.len()) };
             }
         }
         PreparedActs::Float => {

@@ -1,5 +1,5 @@
 //! AVX-512 VNNI kernel for the tile product: 16 weight rows in the lanes of one register,
-//! four tokens at a time, integer sums per group, f32 scaling per group and block.
+//! eight (or four) tokens at a time, integer sums per group, f32 scaling per group and block.
 
 #![cfg(target_arch = "x86_64")]
 
@@ -11,6 +11,10 @@ use crate::tile::{QuantActs, Tile, TILE_ROWS};
 #[target_feature(enable = "avx512f,avx512vnni")]
 pub(crate) unsafe fn tile_matmul_vnni(tile: &Tile, acts: &QuantActs, m: usize, out: &mut [f32]) {
     let mut t = 0;
+    while t + 8 <= m {
+        tokens::<8>(tile, acts, t, out);
+        t += 8;
+    }
     while t + 4 <= m {
         tokens::<4>(tile, acts, t, out);
         t += 4;
