@@ -53,7 +53,7 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
     }
     let (pp, tg) = (median(&mut pp), median(&mut tg));
     let name = model.gguf().path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let threads = rayon::current_num_threads();
+    let threads = hearth_kernels::threads::num_threads();
     if args.json {
         let out = serde_json::json!({"model": name, "threads": threads, "pp_tokens": args.prompt_tokens,
             "pp_tokens_per_s": pp, "tg_tokens": args.gen_tokens, "tg_tokens_per_s": tg});

@@ -267,7 +267,10 @@ unsafe fn run_task(
         PreparedActs::Q8_0(xq) => match w.dtype {
             QuantType::Q4_0 => per_row(&|r, t| ggml_dot::<BlockQ4_0>(w, r, xq, t)),
             QuantType::Q5_0 => per_row(&|r, t| ggml_dot::<BlockQ5_0>(w, r, xq, t)),
-            _ => per_row(&|r, t| ggml_dot::<BlockQ8_0>(w, r, xq, t)),
+            _ => {
+                let (wb, xl, bpr): (&[q8::BlockQ8_0], _, usize) = (cast_blocks(w.data), as_local_q8_0_ref(xq), cols / 32);
+                per_row(&|r, t| q8::dot_q8_0(&wb[r * bpr..(r + 1) * bpr], &xl[t * bpr..(t + 1) * bpr]))
+            }
         },
         PreparedActs::Q8K(xq) => match w.dtype {
             QuantType::Q2K => per_row(&|r, t| ggml_dot::<BlockQ2K>(w, r, xq, t)),
@@ -314,6 +317,11 @@ fn as_local_q8_0(blocks: &mut [BlockQ8_0]) -> &mut [q8::BlockQ8_0] {
     // SAFETY: both are repr(C) { f16, [i8; 32] } of 34 bytes with alignment 2; every bit
     // pattern is valid for both; the borrow is carried over unchanged.
     unsafe { std::slice::from_raw_parts_mut(blocks.as_mut_ptr() as *mut q8::BlockQ8_0, blocks.len()) }
+}
+
+fn as_local_q8_0_ref(blocks: &[BlockQ8_0]) -> &[q8::BlockQ8_0] {
+    // SAFETY: same layout argument as `as_local_q8_0`.
+    unsafe { std::slice::from_raw_parts(blocks.as_ptr() as *const q8::BlockQ8_0, blocks.len()) }
 }
 
 /// Quantizes `m` activation rows of length `cols` into `per_row` dot-product blocks each.

@@ -118,6 +118,10 @@ impl Model {
     /// values to the spans' caches. Returns, per span, the logits it asked for (row-major,
     /// `vocab_size` per row).
     pub fn forward(&self, spans: &mut [SeqSpan<'_>]) -> Result<Vec<Vec<f32>>, ModelError> {
+        hearth_kernels::threads::install(|| self.forward_on_pool(spans))
+    }
+
+    fn forward_on_pool(&self, spans: &mut [SeqSpan<'_>]) -> Result<Vec<Vec<f32>>, ModelError> {
         let c = &self.config;
         let total: usize = spans.iter().map(|s| s.tokens.len()).sum();
         for span in spans.iter() {
