@@ -2,6 +2,8 @@
 
 pub mod bundle;
 pub mod generate;
+pub mod kv;
+pub mod sched;
 pub mod sample;
 
 pub use bundle::{ChatMessage, LoadError, ModelBundle};

@@ -26,31 +26,75 @@ impl HeadShape {
 /// Queries handled by one task; the task converts its keys and values to f32 once.
 const QUERY_BLOCK: usize = 16;
 
+/// A sequence's cached keys and values, one row (`n_kv_heads * head_dim` values) per position.
+pub trait KvRows: Sync {
+    fn key_row(&self, pos: usize) -> &[f16];
+    fn value_row(&self, pos: usize) -> &[f16];
+}
+
+/// Rows stored back to back.
+pub struct ContiguousRows<'a> {
+    pub keys: &'a [f16],
+    pub values: &'a [f16],
+    pub width: usize,
+}
+
+impl KvRows for ContiguousRows<'_> {
+    fn key_row(&self, pos: usize) -> &[f16] {
+        &self.keys[pos * self.width..(pos + 1) * self.width]
+    }
+    fn value_row(&self, pos: usize) -> &[f16] {
+        &self.values[pos * self.width..(pos + 1) * self.width]
+    }
+}
+
+/// One sequence's queries in a batched attention call.
+pub struct AttentionItem<'a> {
+    /// `[n_tokens, n_heads * head_dim]` queries for positions `start .. start + n_tokens`.
+    pub q: &'a [f32],
+    pub kv: &'a dyn KvRows,
+    pub start: usize,
+    /// Same shape as `q`.
+    pub out: &'a mut [f32],
+}
+
 /// Attention for `n_tokens` queries at positions `start .. start + n_tokens`.
 ///
-/// `q` is `[n_tokens, n_heads * head_dim]`; `keys`/`values` hold at least `start + n_tokens`
-/// rows of `n_kv_heads * head_dim`; query token i sees cache rows `0 ..= start + i`.
-/// `out` has the shape of `q`. Scores, softmax and sums are computed in f32.
-pub fn causal_attention(shape: HeadShape, q: &[f32], keys: &[f16], values: &[f16], start: usize, out: &mut [f32]) {
-    let n_tokens = q.len() / shape.q_width();
-    assert!(keys.len() >= (start + n_tokens) * shape.kv_width() && values.len() == keys.len());
-    assert_eq!(out.len(), q.len());
-    let n_blocks = n_tokens.div_ceil(QUERY_BLOCK);
-    let tasks = shape.n_kv_heads * n_blocks;
-    let shared = SharedOut(out.as_mut_ptr());
-    let run = |scratch: &mut Scratch, task: usize| {
-        let (kv_head, block) = (task / n_blocks, task % n_blocks);
-        let tokens = block * QUERY_BLOCK..((block + 1) * QUERY_BLOCK).min(n_tokens);
-        let job = Job { shape, q, start, kv_head, tokens, out: shared };
-        // SAFETY: each task writes only the output heads of its kv-head group for its tokens.
-        unsafe { job.run(keys, values, scratch) };
+/// `kv` holds at least `start + n_tokens` positions; query token i sees positions
+/// `0 ..= start + i`. Scores, softmax and sums are computed in f32.
+pub fn causal_attention(shape: HeadShape, q: &[f32], kv: &dyn KvRows, start: usize, out: &mut [f32]) {
+    attention_batch(shape, &mut [AttentionItem { q, kv, start, out }]);
+}
+
+/// Causal attention for several sequences in one parallel region (tasks: sequence x kv head
+/// x block of queries).
+pub fn attention_batch(shape: HeadShape, items: &mut [AttentionItem<'_>]) {
+    let mut tasks = Vec::new();
+    let mut work = 0;
+    for (i, item) in items.iter().enumerate() {
+        assert_eq!(item.out.len(), item.q.len());
+        let n_tokens = item.q.len() / shape.q_width();
+        work += n_tokens * shape.n_heads * (item.start + n_tokens) * shape.head_dim;
+        for kv_head in 0..shape.n_kv_heads {
+            for block in 0..n_tokens.div_ceil(QUERY_BLOCK) {
+                tasks.push((i, kv_head, block * QUERY_BLOCK..((block + 1) * QUERY_BLOCK).min(n_tokens)));
+            }
+        }
+    }
+    let outs: Vec<SharedOut> = items.iter_mut().map(|it| SharedOut(it.out.as_mut_ptr())).collect();
+    let items = &*items;
+    let run = |scratch: &mut Scratch, (i, kv_head, tokens): &(usize, usize, std::ops::Range<usize>)| {
+        let item = &items[*i];
+        let job = Job { shape, q: item.q, start: item.start, kv_head: *kv_head, tokens: tokens.clone(), out: outs[*i] };
+        // SAFETY: each task writes only the output heads of its kv-head group for its tokens
+        // of its own sequence's output buffer.
+        unsafe { job.run(item.kv, scratch) };
     };
-    let work = n_tokens * shape.n_heads * (start + n_tokens) * shape.head_dim;
-    if work < 1 << 16 || tasks == 1 {
+    if work < 1 << 16 || tasks.len() == 1 {
         let mut scratch = Scratch::default();
-        (0..tasks).for_each(|t| run(&mut scratch, t));
+        tasks.iter().for_each(|t| run(&mut scratch, t));
     } else {
-        (0..tasks).into_par_iter().for_each_init(Scratch::default, run);
+        tasks.par_iter().for_each_init(Scratch::default, run);
     }
 }
 
@@ -82,11 +126,12 @@ impl Job<'_> {
     /// # Safety
     /// `out` must point to a buffer of `q.len()` floats that no other task writes in this
     /// job's (token, head) slices.
-    unsafe fn run(&self, keys: &[f16], values: &[f16], s: &mut Scratch) {
+    unsafe fn run(&self, kv: &dyn KvRows, s: &mut Scratch) {
         let (shape, hd) = (self.shape, self.shape.head_dim);
         let visible_max = self.start + self.tokens.end;
-        gather_head(keys, shape, self.kv_head, visible_max, &mut s.keys);
-        gather_head(values, shape, self.kv_head, visible_max, &mut s.values);
+        let head = self.kv_head * hd..(self.kv_head + 1) * hd;
+        gather_head(|j| &kv.key_row(j)[head.clone()], hd, visible_max, &mut s.keys);
+        gather_head(|j| &kv.value_row(j)[head.clone()], hd, visible_max, &mut s.values);
         let group = shape.n_heads / shape.n_kv_heads;
         let scale = 1.0 / (hd as f32).sqrt();
         for token in self.tokens.clone() {
@@ -109,11 +154,10 @@ impl Job<'_> {
 }
 
 /// Copies one kv head's rows `0..rows` from the f16 cache into contiguous f32.
-fn gather_head(cache: &[f16], shape: HeadShape, kv_head: usize, rows: usize, out: &mut Vec<f32>) {
-    let hd = shape.head_dim;
+fn gather_head<'a>(row: impl Fn(usize) -> &'a [f16], hd: usize, rows: usize, out: &mut Vec<f32>) {
     out.resize(rows * hd, 0.0);
     for (j, dst) in out.chunks_exact_mut(hd).enumerate() {
-        cache[j * shape.kv_width() + kv_head * hd..][..hd].convert_to_f32_slice(dst);
+        row(j).convert_to_f32_slice(dst);
     }
 }
 
@@ -164,7 +208,7 @@ mod tests {
             let k: Vec<f16> = gen(rows * shape.kv_width()).into_iter().map(f16::from_f32).collect();
             let v: Vec<f16> = gen(rows * shape.kv_width()).into_iter().map(f16::from_f32).collect();
             let mut out = vec![0f32; q.len()];
-            causal_attention(shape, &q, &k, &v, start, &mut out);
+            causal_attention(shape, &q, &ContiguousRows { keys: &k, values: &v, width: shape.kv_width() }, start, &mut out);
             let want = reference(shape, &q, &k, &v, start);
             for (a, b) in out.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-4, "{a} vs {b}");

@@ -1,9 +1,49 @@
-//! A contiguous per-sequence KV cache (the paged cache replaces it in the batching engine).
+//! Where a batch keeps its keys and values: the `KvStore` contract, and a contiguous
+//! per-sequence cache (the engine's paged cache is the other implementation).
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
+use hearth_kernels::attention::{ContiguousRows, KvRows};
+
 use crate::config::ModelConfig;
+
+/// Storage of keys and values for the sequences of one batch (indexed by their position in
+/// the batch).
+pub trait KvStore {
+    type Rows<'a>: KvRows
+    where
+        Self: 'a;
+
+    /// Stores key and value rows (f32, rounded to the storage type) for positions
+    /// `start .. start + n` of batch sequence `seq` in `layer`.
+    fn store(&mut self, layer: usize, seq: usize, start: usize, keys: &[f32], values: &[f32]);
+
+    /// The stored rows of batch sequence `seq` in `layer`.
+    fn rows(&self, layer: usize, seq: usize) -> Self::Rows<'_>;
+}
+
+/// The contiguous caches of a batch of sequences.
+pub struct ContiguousBatch<'a, 'b>(pub &'a mut [&'b mut KvCache]);
+
+impl KvStore for ContiguousBatch<'_, '_> {
+    type Rows<'r>
+        = ContiguousRows<'r>
+    where
+        Self: 'r;
+
+    fn store(&mut self, layer: usize, seq: usize, start: usize, keys: &[f32], values: &[f32]) {
+        let cache = &mut self.0[seq];
+        debug_assert_eq!(start, cache.len());
+        cache.layers[layer].append(keys, values);
+    }
+
+    fn rows(&self, layer: usize, seq: usize) -> ContiguousRows<'_> {
+        let cache = &self.0[seq];
+        let l = &cache.layers[layer];
+        ContiguousRows { keys: &l.keys, values: &l.values, width: cache.kv_width }
+    }
+}
 
 /// Keys and values of one layer, `len * kv_width` f16 values each (as vLLM and llama.cpp keep
 /// them by default: half the memory of f32, and the reference numerics).
@@ -53,10 +93,6 @@ impl KvCache {
             layer.keys.truncate(self.len * self.kv_width);
             layer.values.truncate(self.len * self.kv_width);
         }
-    }
-
-    pub(crate) fn layer_mut(&mut self, layer: usize) -> &mut LayerKv {
-        &mut self.layers[layer]
     }
 
     pub(crate) fn advance(&mut self, n: usize) {

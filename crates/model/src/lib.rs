@@ -13,5 +13,5 @@ pub mod weights;
 pub use config::ModelConfig;
 pub use error::{GgufError, GgufErrorKind, ModelError};
 pub use gguf::{GgufFile, MetaValue, TensorInfo};
-pub use kv::KvCache;
-pub use transformer::{LogitsWanted, Model, SeqSpan};
+pub use kv::{ContiguousBatch, KvCache, KvStore};
+pub use transformer::{BatchSpan, LogitsWanted, Model, SeqSpan};

@@ -3,13 +3,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use hearth_kernels::attention::{causal_attention, HeadShape};
+use hearth_kernels::attention::{attention_batch, AttentionItem, HeadShape};
 use hearth_kernels::ops::{add_in_place, rms_norm_rows, silu_mul, Rope};
 
 use crate::config::ModelConfig;
 use crate::error::ModelError;
 use crate::gguf::GgufFile;
-use crate::kv::KvCache;
+use crate::kv::{ContiguousBatch, KvCache, KvStore};
 use crate::weights::{Linear, Weight, WeightLoader};
 
 struct Layer {
@@ -39,6 +39,15 @@ pub enum LogitsWanted {
 pub struct SeqSpan<'a> {
     pub tokens: &'a [u32],
     pub cache: &'a mut KvCache,
+    pub logits: LogitsWanted,
+}
+
+/// One sequence's share of a batch over any `KvStore`: `tokens` go at positions
+/// `start .. start + tokens.len()`.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSpan<'a> {
+    pub tokens: &'a [u32],
+    pub start: usize,
     pub logits: LogitsWanted,
 }
 
@@ -118,70 +127,89 @@ impl Model {
     /// values to the spans' caches. Returns, per span, the logits it asked for (row-major,
     /// `vocab_size` per row).
     pub fn forward(&self, spans: &mut [SeqSpan<'_>]) -> Result<Vec<Vec<f32>>, ModelError> {
-        hearth_kernels::threads::install(|| self.forward_on_pool(spans))
+        let batch: Vec<BatchSpan<'_>> =
+            spans.iter().map(|s| BatchSpan { tokens: s.tokens, start: s.cache.len(), logits: s.logits }).collect();
+        let mut caches: Vec<&mut KvCache> = spans.iter_mut().map(|s| &mut *s.cache).collect();
+        let logits = self.forward_batch(&batch, &mut ContiguousBatch(&mut caches))?;
+        for (cache, span) in caches.iter_mut().zip(&batch) {
+            cache.advance(span.tokens.len());
+        }
+        Ok(logits)
     }
 
-    fn forward_on_pool(&self, spans: &mut [SeqSpan<'_>]) -> Result<Vec<Vec<f32>>, ModelError> {
-        let c = &self.config;
-        let total: usize = spans.iter().map(|s| s.tokens.len()).sum();
-        for span in spans.iter() {
-            if let Some(&bad) = span.tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
-                return Err(ModelError::Config {
-                    path: self.file.path().into(),
-                    message: format!("token id {bad} is out of range (vocabulary has {} tokens)", c.vocab_size),
-                });
+    /// The batched forward pass over any KV storage: every linear layer is one matrix
+    /// product over all tokens of all spans; attention reads each span's own rows.
+    pub fn forward_batch<S: KvStore + Send>(&self, spans: &[BatchSpan<'_>], kv: &mut S) -> Result<Vec<Vec<f32>>, ModelError> {
+        self.check_tokens(spans)?;
+        hearth_kernels::threads::install(|| {
+            let c = &self.config;
+            let total: usize = spans.iter().map(|s| s.tokens.len()).sum();
+            let mut x = vec![0f32; total * c.hidden];
+            let embed = self.embed.matrix();
+            for (row, &tok) in x.chunks_exact_mut(c.hidden).zip(spans.iter().flat_map(|s| s.tokens)) {
+                embed.dequantize_row(tok as usize, row);
             }
-        }
-        let starts: Vec<usize> = spans.iter().map(|s| s.cache.len()).collect();
-        let mut x = vec![0f32; total * c.hidden];
-        let embed = self.embed.matrix();
-        for (row, &tok) in x.chunks_exact_mut(c.hidden).zip(spans.iter().flat_map(|s| s.tokens)) {
-            embed.dequantize_row(tok as usize, row);
-        }
-        let mut scratch = Scratch::default();
-        for (li, layer) in self.layers.iter().enumerate() {
-            self.attention_block(li, layer, &mut x, spans, &starts, &mut scratch);
-            self.ffn_block(layer, &mut x, total, &mut scratch);
-        }
-        for span in spans.iter_mut() {
-            span.cache.advance(span.tokens.len());
-        }
-        Ok(self.logits(&x, spans))
+            let mut scratch = Scratch::default();
+            for (li, layer) in self.layers.iter().enumerate() {
+                self.attention_block(li, layer, &mut x, spans, kv, &mut scratch);
+                self.ffn_block(layer, &mut x, total, &mut scratch);
+            }
+            Ok(self.logits(&x, spans))
+        })
     }
 
-    fn attention_block(
+    fn check_tokens(&self, spans: &[BatchSpan<'_>]) -> Result<(), ModelError> {
+        let vocab = self.config.vocab_size;
+        match spans.iter().flat_map(|s| s.tokens).find(|&&t| t as usize >= vocab) {
+            Some(bad) => Err(ModelError::Config {
+                path: self.file.path().into(),
+                message: format!("token id {bad} is out of range (vocabulary has {vocab} tokens)"),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn attention_block<S: KvStore>(
         &self,
         li: usize,
         layer: &Layer,
         x: &mut [f32],
-        spans: &mut [SeqSpan<'_>],
-        starts: &[usize],
+        spans: &[BatchSpan<'_>],
+        kv: &mut S,
         s: &mut Scratch,
     ) {
         let c = &self.config;
         let total = x.len() / c.hidden;
         let shape = HeadShape { n_heads: c.n_heads, n_kv_heads: c.n_kv_heads, head_dim: c.head_dim };
+        let (qw, kvw) = (shape.q_width(), shape.kv_width());
         s.normed.clear();
         s.normed.extend_from_slice(x);
         rms_norm_rows(&mut s.normed, &layer.attn_norm, c.rms_eps);
         Linear::forward_many(&[&layer.q, &layer.k, &layer.v], &s.normed, total, &mut [&mut s.q, &mut s.k, &mut s.v]);
-        s.attn.resize(total * shape.q_width(), 0.0);
+        s.attn.resize(total * qw, 0.0);
         let mut row = 0;
-        for (span, &start) in spans.iter_mut().zip(starts) {
-            let n = span.tokens.len();
-            for i in 0..n {
+        for (seq, span) in spans.iter().enumerate() {
+            for i in 0..span.tokens.len() {
                 let r = row + i;
-                self.rope.apply(&mut s.q[r * shape.q_width()..(r + 1) * shape.q_width()], start + i, &mut s.cos_sin);
-                self.rope.apply(&mut s.k[r * shape.kv_width()..(r + 1) * shape.kv_width()], start + i, &mut s.cos_sin);
+                self.rope.apply(&mut s.q[r * qw..(r + 1) * qw], span.start + i, &mut s.cos_sin);
+                self.rope.apply(&mut s.k[r * kvw..(r + 1) * kvw], span.start + i, &mut s.cos_sin);
             }
-            let kv = span.cache.layer_mut(li);
-            let rows = row * shape.kv_width()..(row + n) * shape.kv_width();
-            kv.append(&s.k[rows.clone()], &s.v[rows]);
-            let q = &s.q[row * shape.q_width()..(row + n) * shape.q_width()];
-            let out = &mut s.attn[row * shape.q_width()..(row + n) * shape.q_width()];
-            causal_attention(shape, q, &kv.keys, &kv.values, start, out);
-            row += n;
+            let rows = row * kvw..(row + span.tokens.len()) * kvw;
+            kv.store(li, seq, span.start, &s.k[rows.clone()], &s.v[rows]);
+            row += span.tokens.len();
         }
+        let all_rows: Vec<S::Rows<'_>> = (0..spans.len()).map(|seq| kv.rows(li, seq)).collect();
+        let mut items = Vec::with_capacity(spans.len());
+        let (mut q_rest, mut out_rest) = (&s.q[..], &mut s.attn[..]);
+        for (span, rows) in spans.iter().zip(&all_rows) {
+            let n = span.tokens.len() * qw;
+            let (q, q_tail) = q_rest.split_at(n);
+            let (out, out_tail) = std::mem::take(&mut out_rest).split_at_mut(n);
+            (q_rest, out_rest) = (q_tail, out_tail);
+            items.push(AttentionItem { q, kv: rows, start: span.start, out });
+        }
+        attention_batch(shape, &mut items);
+        drop(items);
         layer.o.forward(&s.attn, total, &mut s.out);
         add_in_place(x, &s.out);
     }
@@ -197,7 +225,7 @@ impl Model {
     }
 
     /// Final norm and output projection, only for the rows that spans asked for.
-    fn logits(&self, x: &[f32], spans: &[SeqSpan<'_>]) -> Vec<Vec<f32>> {
+    fn logits(&self, x: &[f32], spans: &[BatchSpan<'_>]) -> Vec<Vec<f32>> {
         let h = self.config.hidden;
         let mut row = 0;
         let mut out = Vec::with_capacity(spans.len());
