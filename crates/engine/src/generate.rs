@@ -4,9 +4,10 @@ use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use hearth_model::{LogitsWanted, Model, ModelError, SeqSpan};
-use hearth_tokenizer::{IncrementalDecoder, StopCheck, StopStrings, Tokenizer};
+use hearth_tokenizer::Tokenizer;
 
-use crate::sample::{Sampled, Sampler, SamplingParams};
+use crate::decode::TokenProcessor;
+use crate::sample::{Sampled, SamplingParams};
 
 /// When generation ends besides the model's own end-of-generation tokens.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -98,52 +99,24 @@ pub fn generate(
     }
     sampling.validate(model.config().vocab_size).map_err(GenerateError::InvalidParams)?;
     let max_new = budget(prompt.len(), stop.max_tokens, context_limit)?;
-    let mut sampler = Sampler::new(sampling, prompt);
-    let mut decoder = IncrementalDecoder::new();
-    let mut stops = StopStrings::new(stop.stop_strings.clone());
+    let mut processor = TokenProcessor::new(tokenizer, prompt, sampling, stop, max_new);
     let mut cache = model.new_cache();
-    let end_ids: Vec<u32> = tokenizer.end_of_generation().iter().chain(&stop.stop_token_ids).copied().collect();
-
     let started = Instant::now();
     let mut logits = forward_last(model, &mut cache, prompt)?;
     let prefill_time = started.elapsed();
     let decode_start = Instant::now();
-    let (mut text, mut tokens) = (String::new(), Vec::new());
-    let finish_reason = loop {
-        if tokens.len() >= max_new {
-            break FinishReason::Length;
+    while processor.finish_reason().is_none() {
+        let event = processor.on_logits(tokenizer, &mut logits);
+        let token = event.sampled.token;
+        if on_token(&event).is_break() && processor.finish_reason().is_none() {
+            processor.abort(tokenizer);
         }
-        let sampled = sampler.sample(&mut logits);
-        let token = sampled.token;
-        tokens.push(token);
-        let is_end = !stop.ignore_eos && tokens.len() > stop.min_tokens && end_ids.contains(&token);
-        if is_end {
-            text.push_str(&stops.flush());
-            break FinishReason::Stop;
-        }
-        let (delta, stopped) = match stops.push(&decoder.push(tokenizer, token)) {
-            StopCheck::Continue(delta) => (delta, false),
-            StopCheck::Stopped { text, .. } => (text, true),
-        };
-        text.push_str(&delta);
-        if on_token(&TokenEvent { sampled, text: delta }).is_break() {
-            break FinishReason::Abort;
-        }
-        if stopped {
-            break FinishReason::Stop;
-        }
-        if tokens.len() < max_new {
+        if processor.finish_reason().is_none() {
             logits = forward_last(model, &mut cache, &[token])?;
         }
-    };
-    if finish_reason != FinishReason::Stop {
-        let rest = stops.push(&decoder.finish(tokenizer));
-        let rest = match rest {
-            StopCheck::Continue(t) => t + &stops.flush(),
-            StopCheck::Stopped { text, .. } => text,
-        };
-        text.push_str(&rest);
     }
+    let finish_reason = processor.finish_reason().expect("loop ends when finished");
+    let (text, tokens) = processor.into_parts();
     Ok(Generation { text, tokens, finish_reason, prompt_tokens: prompt.len(), prefill_time, decode_time: decode_start.elapsed() })
 }
 

@@ -6,6 +6,7 @@ pub mod ops;
 pub mod q4_1;
 pub mod q8;
 pub mod qmatmul;
+pub mod rowdot;
 mod quant;
 pub mod threads;
 pub mod tile;

@@ -124,11 +124,9 @@ enum ActsKind {
     Tile { group: usize, block: usize },
 }
 
-fn acts_kind(dtype: QuantType, m: usize) -> ActsKind {
-    if m >= TILE_MIN_TOKENS {
-        if let Some((group, block)) = tile::tile_layout(dtype) {
-            return ActsKind::Tile { group, block };
-        }
+fn acts_kind(dtype: QuantType) -> ActsKind {
+    if let Some((group, block)) = tile::tile_layout(dtype) {
+        return ActsKind::Tile { group, block };
     }
     match dtype {
         QuantType::F32 | QuantType::F16 | QuantType::BF16 => ActsKind::Float,
@@ -161,7 +159,7 @@ pub fn matmul_many(mats: &[QMatrix<'_>], x: &[f32], m: usize, outs: &mut [&mut [
         assert_eq!(w.cols, cols, "matrices of one group share their input");
         assert_eq!(out.len(), m * w.rows, "output size");
     }
-    let kinds: Vec<ActsKind> = mats.iter().map(|w| acts_kind(w.dtype, m)).collect();
+    let kinds: Vec<ActsKind> = mats.iter().map(|w| acts_kind(w.dtype)).collect();
     let mut prepared: Vec<(ActsKind, PreparedActs)> = Vec::new();
     for &kind in &kinds {
         if !prepared.iter().any(|(k, _)| *k == kind) {
@@ -172,7 +170,8 @@ pub fn matmul_many(mats: &[QMatrix<'_>], x: &[f32], m: usize, outs: &mut [&mut [
         .iter()
         .enumerate()
         .flat_map(|(i, w)| {
-            let step = if matches!(kinds[i], ActsKind::Tile { .. }) { TILE_ROWS } else { ROWS_PER_TASK };
+            let tiled = matches!(kinds[i], ActsKind::Tile { .. }) && m >= TILE_MIN_TOKENS;
+            let step = if tiled { TILE_ROWS } else { ROWS_PER_TASK };
             (0..w.rows).step_by(step).map(move |r0| Task { mat: i, rows: r0..(r0 + step).min(w.rows) })
         })
         .collect();
@@ -200,6 +199,7 @@ struct Task {
 #[derive(Default)]
 struct TaskScratch {
     tile: Option<tile::Tile>,
+    rows: crate::rowdot::RowScratch,
     tile_out: Vec<f32>,
     row: Vec<f32>,
 }
@@ -232,9 +232,23 @@ unsafe fn run_task(
         }
     };
     match acts {
+        PreparedActs::Tile(qa) if m < TILE_MIN_TOKENS => {
+            let row_bytes = w.row_bytes();
+            let slices: Vec<&[u8]> = rows.clone().map(|r| &w.data[r * row_bytes..(r + 1) * row_bytes]).collect();
+            let mut sums = [0f32; crate::rowdot::ROWS];
+            for chunk_start in (0..slices.len()).step_by(crate::rowdot::ROWS) {
+                let chunk = &slices[chunk_start..(chunk_start + crate::rowdot::ROWS).min(slices.len())];
+                for t in 0..m {
+                    crate::rowdot::rows_dot(w.dtype, chunk, qa, t, &mut scratch.rows, &mut sums);
+                    for (i, &v) in sums[..chunk.len()].iter().enumerate() {
+                        write(t, rows.start + chunk_start + i, v);
+                    }
+                }
+            }
+        }
         PreparedActs::Tile(qa) => {
-            let tile = scratch.tile.get_or_insert_with(|| tile::Tile::new(cols, qa.group));
-            tile.reshape(cols, qa.group);
+            let tile = scratch.tile.get_or_insert_with(|| tile::Tile::new(cols, qa.group, qa.block));
+            tile.reshape(cols, qa.group, qa.block);
             let row_bytes = w.row_bytes();
             let slices: Vec<&[u8]> = rows.clone().map(|r| &w.data[r * row_bytes..(r + 1) * row_bytes]).collect();
             tile.fill(w.dtype, &slices);

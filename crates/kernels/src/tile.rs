@@ -1,7 +1,14 @@
 //! Batched (prompt) matmul: 16 weight rows at a time are unpacked from their GGUF blocks into
-//! a row-interleaved u8 tile (with per-group scales and offsets), then multiplied with int8
-//! activations by an AVX-512 VNNI kernel. The tile lives only while its rows are in use, so no
-//! repacked copy of the weights is ever kept.
+//! a row-interleaved u8 tile (with integer group scales and per-block float scales), then
+//! multiplied with int8 activations by an AVX-512 VNNI kernel. The tile lives only while its
+//! rows are in use, so no repacked copy of the weights is ever kept.
+//!
+//! Every weight type is written as: per block, weight = d * sc_g * code - dmin * mn_g with
+//! integer sc_g and mn_g per group. A block's contribution is then
+//! `(dx * d) * A + (dx * -dmin) * M` with exact integers A = sum sc_g * (codes . acts) and
+//! M = sum mn_g * (sum of the group's acts): the tile kernel and the one-row kernel
+//! (`rowdot`) compute the same integers and the same rounded float steps, so a row's
+//! result is bit-identical whichever computed it (decode alone or inside a batch).
 
 use half::f16;
 
@@ -27,7 +34,7 @@ pub struct QuantActs {
     pub group: usize,
     pub q: Vec<i8>,
     pub scale: Vec<f32>,
-    pub group_sum: Vec<f32>,
+    pub group_sum: Vec<i32>,
 }
 
 impl QuantActs {
@@ -44,7 +51,7 @@ impl QuantActs {
             }
         };
         x.par_chunks(k).zip(q.par_chunks_mut(k)).zip(scale.par_chunks_mut(k / block)).with_min_len(8).for_each(quantize_row);
-        let group_sum = q.chunks_exact(group).map(|g| g.iter().map(|&v| v as i32).sum::<i32>() as f32).collect();
+        let group_sum = q.chunks_exact(group).map(|g| g.iter().map(|&v| v as i32).sum::<i32>()).collect();
         QuantActs { k, block, group, q, scale, group_sum }
     }
 }
@@ -78,126 +85,198 @@ fn quantize_block_q8_0(x: &[f32], q: &mut [i8]) -> f32 {
 }
 
 /// 16 weight rows over the full k, row-interleaved: element e of row r is at
-/// `q[((e / 4) * 16 + r) * 4 + e % 4]`, and weight = scale[g][r] * q + offset[g][r].
+/// `q[((e / 4) * 16 + r) * 4 + e % 4]`; `sc`/`mn` are `[group][row]`, `d`/`neg_dmin`
+/// are `[block][row]`.
 pub struct Tile {
     pub k: usize,
     pub group: usize,
+    pub block: usize,
     pub q: Vec<u8>,
-    pub scale: Vec<f32>,
-    pub offset: Vec<f32>,
-    row_q: Vec<u8>,
-    row_scale: Vec<f32>,
-    row_offset: Vec<f32>,
+    pub sc: Vec<i32>,
+    pub mn: Vec<i32>,
+    pub d: Vec<f32>,
+    pub neg_dmin: Vec<f32>,
+    row: RowParams,
+}
+
+/// One row's unpacked codes and parameters (scratch for `Tile::fill`).
+struct RowParams {
+    q: Vec<u8>,
+    sc: Vec<i32>,
+    mn: Vec<i32>,
+    d: Vec<f32>,
+    neg_dmin: Vec<f32>,
 }
 
 impl Tile {
-    pub fn new(k: usize, group: usize) -> Self {
+    pub fn new(k: usize, group: usize, block: usize) -> Self {
+        let (groups, blocks) = (k / group, k / block);
         Tile {
             k,
             group,
+            block,
             q: vec![0; k * TILE_ROWS],
-            scale: vec![0.0; k / group * TILE_ROWS],
-            offset: vec![0.0; k / group * TILE_ROWS],
-            row_q: vec![0; k],
-            row_scale: vec![0.0; k / group],
-            row_offset: vec![0.0; k / group],
+            sc: vec![0; groups * TILE_ROWS],
+            mn: vec![0; groups * TILE_ROWS],
+            d: vec![0.0; blocks * TILE_ROWS],
+            neg_dmin: vec![0.0; blocks * TILE_ROWS],
+            row: RowParams { q: vec![0; k], sc: vec![0; groups], mn: vec![0; groups], d: vec![0.0; blocks], neg_dmin: vec![0.0; blocks] },
         }
     }
 
-    /// Makes the tile fit rows of length `k` with groups of `group` (reuses the buffers).
-    pub fn reshape(&mut self, k: usize, group: usize) {
-        if self.k != k || self.group != group {
-            *self = Tile::new(k, group);
+    /// Makes the tile fit rows of length `k` with these group and block sizes.
+    pub fn reshape(&mut self, k: usize, group: usize, block: usize) {
+        if self.k != k || self.group != group || self.block != block {
+            *self = Tile::new(k, group, block);
         }
     }
 
     /// Unpacks `rows` (at most 16) consecutive rows of GGUF blocks; missing rows are zero.
     pub fn fill(&mut self, dtype: QuantType, rows: &[&[u8]]) {
         assert!(rows.len() <= TILE_ROWS);
-        self.scale.fill(0.0);
-        self.offset.fill(0.0);
         if rows.len() < TILE_ROWS {
             self.q.fill(0);
+            self.sc.fill(0);
+            self.mn.fill(0);
+            self.d.fill(0.0);
+            self.neg_dmin.fill(0.0);
         }
-        let n_groups = self.k / self.group;
+        let (n_groups, n_blocks) = (self.k / self.group, self.k / self.block);
         for (r, bytes) in rows.iter().enumerate() {
-            unpack_row(dtype, bytes, &mut self.row_q, &mut self.row_scale, &mut self.row_offset);
-            for (e4, chunk) in self.row_q.chunks_exact(4).enumerate() {
+            let p = &mut self.row;
+            unpack_row(dtype, bytes, &mut p.q, &mut p.sc, &mut p.mn, &mut p.d, &mut p.neg_dmin);
+            for (e4, chunk) in p.q.chunks_exact(4).enumerate() {
                 let at = (e4 * TILE_ROWS + r) * 4;
                 self.q[at..at + 4].copy_from_slice(chunk);
             }
             for g in 0..n_groups {
-                self.scale[g * TILE_ROWS + r] = self.row_scale[g];
-                self.offset[g * TILE_ROWS + r] = self.row_offset[g];
+                self.sc[g * TILE_ROWS + r] = p.sc[g];
+                self.mn[g * TILE_ROWS + r] = p.mn[g];
+            }
+            for b in 0..n_blocks {
+                self.d[b * TILE_ROWS + r] = p.d[b];
+                self.neg_dmin[b * TILE_ROWS + r] = p.neg_dmin[b];
             }
         }
     }
 }
 
-/// Decodes one row of blocks into unsigned codes and per-group scale and offset.
-fn unpack_row(dtype: QuantType, bytes: &[u8], q: &mut [u8], scale: &mut [f32], offset: &mut [f32]) {
-    let h = |b: &[u8], i: usize| f16::from_le_bytes([b[i], b[i + 1]]).to_f32();
+/// Groups per weight block of a tile-layout type.
+pub(crate) fn groups_per_block(dtype: QuantType) -> usize {
+    match dtype {
+        QuantType::Q4K => 8,
+        QuantType::Q6K => 16,
+        _ => 1,
+    }
+}
+
+#[inline]
+fn f16_at(b: &[u8], i: usize) -> f32 {
+    f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
+}
+
+/// Integer group scales of one weight block; returns the block's (d, -dmin).
+#[inline]
+pub(crate) fn block_params(dtype: QuantType, block: &[u8], sc: &mut [i32], mn: &mut [i32]) -> (f32, f32) {
+    match dtype {
+        QuantType::Q4_0 | QuantType::Q4_1 | QuantType::Q8_0 => {
+            (sc[0], mn[0]) = (1, 1);
+            let d = f16_at(block, 0);
+            let neg_dmin = match dtype {
+                QuantType::Q4_1 => f16_at(block, 2),
+                QuantType::Q4_0 => -8.0 * d,
+                _ => -128.0 * d,
+            };
+            (d, neg_dmin)
+        }
+        QuantType::Q4K => {
+            for j in 0..8 {
+                let (s, m) = k4_scale_min(j, &block[4..16]);
+                (sc[j], mn[j]) = (s as i32, m as i32);
+            }
+            (f16_at(block, 0), -f16_at(block, 2))
+        }
+        QuantType::Q6K => {
+            for g in 0..16 {
+                sc[g] = block[192 + g] as i8 as i32;
+                mn[g] = 32 * sc[g];
+            }
+            let d = f16_at(block, 208);
+            (d, -d)
+        }
+        other => unreachable!("tile_layout rejects {other}"),
+    }
+}
+
+/// (d, -dmin) of a K-quant superblock, exactly as `block_params` gives them.
+#[inline]
+pub(crate) fn superblock_scales(dtype: QuantType, block: &[u8]) -> (f32, f32) {
+    match dtype {
+        QuantType::Q4K => (f16_at(block, 0), -f16_at(block, 2)),
+        _ => {
+            let d = f16_at(block, 208);
+            (d, -d)
+        }
+    }
+}
+
+/// Decodes one row of blocks into unsigned codes, integer group scales and block scales.
+pub(crate) fn unpack_row(
+    dtype: QuantType,
+    bytes: &[u8],
+    q: &mut [u8],
+    sc: &mut [i32],
+    mn: &mut [i32],
+    d: &mut [f32],
+    neg_dmin: &mut [f32],
+) {
+    let (size, len, groups) = (dtype.block_bytes(), dtype.block_len(), groups_per_block(dtype));
+    for (i, block) in bytes.chunks_exact(size).enumerate() {
+        (d[i], neg_dmin[i]) = block_params(dtype, block, &mut sc[i * groups..], &mut mn[i * groups..]);
+        unpack_codes(dtype, block, &mut q[i * len..(i + 1) * len]);
+    }
+}
+
+/// Adds a block's contribution to a row's total, in the one order every kernel uses (the
+/// activation scale folded into the weight scales first, as llama.cpp does).
+#[inline(always)]
+pub fn add_block(total: f32, a: i32, m: i32, d: f32, neg_dmin: f32, dx: f32) -> f32 {
+    (dx * d).mul_add(a as f32, (dx * neg_dmin).mul_add(m as f32, total))
+}
+
+/// The unsigned codes of one weight block, in element order.
+pub(crate) fn unpack_codes(dtype: QuantType, block: &[u8], q: &mut [u8]) {
     match dtype {
         QuantType::Q4_0 | QuantType::Q4_1 => {
-            let size = dtype.block_bytes();
-            for (i, block) in bytes.chunks_exact(size).enumerate() {
-                let d = h(block, 0);
-                let (min, qs) = if dtype == QuantType::Q4_1 { (h(block, 2), &block[4..20]) } else { (-8.0 * d, &block[2..18]) };
-                for j in 0..16 {
-                    q[i * 32 + j] = qs[j] & 0x0F;
-                    q[i * 32 + j + 16] = qs[j] >> 4;
-                }
-                scale[i] = d;
-                offset[i] = min;
+            let qs = if dtype == QuantType::Q4_1 { &block[4..20] } else { &block[2..18] };
+            for j in 0..16 {
+                q[j] = qs[j] & 0x0F;
+                q[j + 16] = qs[j] >> 4;
             }
         }
         QuantType::Q8_0 => {
-            for (i, block) in bytes.chunks_exact(34).enumerate() {
-                let d = h(block, 0);
-                for j in 0..32 {
-                    q[i * 32 + j] = (block[2 + j] as i8 as i16 + 128) as u8;
-                }
-                scale[i] = d;
-                offset[i] = -128.0 * d;
+            for j in 0..32 {
+                q[j] = (block[2 + j] as i8 as i16 + 128) as u8;
             }
         }
         QuantType::Q4K => {
-            for (i, block) in bytes.chunks_exact(144).enumerate() {
-                let (d, dmin) = (h(block, 0), h(block, 2));
-                let scales = &block[4..16];
-                let qs = &block[16..144];
-                for j in 0..8 {
-                    let (sc, m) = k4_scale_min(j, scales);
-                    scale[i * 8 + j] = d * sc as f32;
-                    offset[i * 8 + j] = -dmin * m as f32;
-                }
-                for pair in 0..4 {
-                    let src = &qs[pair * 32..pair * 32 + 32];
-                    let dst = &mut q[i * 256 + pair * 64..i * 256 + pair * 64 + 64];
-                    for l in 0..32 {
-                        dst[l] = src[l] & 0x0F;
-                        dst[l + 32] = src[l] >> 4;
-                    }
+            for pair in 0..4 {
+                let src = &block[16 + pair * 32..16 + pair * 32 + 32];
+                for l in 0..32 {
+                    q[pair * 64 + l] = src[l] & 0x0F;
+                    q[pair * 64 + l + 32] = src[l] >> 4;
                 }
             }
         }
         QuantType::Q6K => {
-            for (i, block) in bytes.chunks_exact(210).enumerate() {
-                let (ql, qh, sc) = (&block[0..128], &block[128..192], &block[192..208]);
-                let d = h(block, 208);
-                for g in 0..16 {
-                    scale[i * 16 + g] = d * (sc[g] as i8) as f32;
-                    offset[i * 16 + g] = -32.0 * scale[i * 16 + g];
-                }
-                for half in 0..2 {
-                    let (ql, qh) = (&ql[half * 64..], &qh[half * 32..]);
-                    let dst = &mut q[i * 256 + half * 128..];
-                    for l in 0..32 {
-                        dst[l] = (ql[l] & 0x0F) | ((qh[l] & 3) << 4);
-                        dst[l + 32] = (ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4);
-                        dst[l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
-                        dst[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
-                    }
+            for half in 0..2 {
+                let (ql, qh) = (&block[half * 64..], &block[128 + half * 32..]);
+                let dst = &mut q[half * 128..];
+                for l in 0..32 {
+                    dst[l] = (ql[l] & 0x0F) | ((qh[l] & 3) << 4);
+                    dst[l + 32] = (ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4);
+                    dst[l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+                    dst[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
                 }
             }
         }
@@ -216,22 +295,23 @@ fn k4_scale_min(j: usize, s: &[u8]) -> (u8, u8) {
 
 /// `out[t * 16 + r] = dot(tile row r, activation row t)` for every token t (scalar reference).
 pub fn tile_matmul_scalar(tile: &Tile, acts: &QuantActs, m: usize, out: &mut [f32]) {
-    let (k, g_len, blk) = (tile.k, tile.group, acts.block);
-    assert!(out.len() >= m * TILE_ROWS && acts.q.len() >= m * k && acts.k == k && acts.group == g_len);
+    let (k, g_len, blk) = (tile.k, tile.group, tile.block);
+    assert!(out.len() >= m * TILE_ROWS && acts.q.len() >= m * k && acts.k == k && acts.group == g_len && acts.block == blk);
     for t in 0..m {
         let a = &acts.q[t * k..(t + 1) * k];
         for r in 0..TILE_ROWS {
             let mut total = 0f32;
             for b in 0..k / blk {
-                let mut block_sum = 0f32;
+                let (mut sum_a, mut sum_m) = (0i32, 0i32);
                 for g in b * blk / g_len..(b + 1) * blk / g_len {
                     let isum: i32 = (g * g_len..(g + 1) * g_len)
                         .map(|e| tile.q[((e / 4) * TILE_ROWS + r) * 4 + e % 4] as i32 * a[e] as i32)
                         .sum();
-                    block_sum += tile.scale[g * TILE_ROWS + r] * isum as f32
-                        + tile.offset[g * TILE_ROWS + r] * acts.group_sum[t * k / g_len + g];
+                    sum_a += tile.sc[g * TILE_ROWS + r] * isum;
+                    sum_m += tile.mn[g * TILE_ROWS + r] * acts.group_sum[t * k / g_len + g];
                 }
-                total += block_sum * acts.scale[t * k / blk + b];
+                let (d, neg_dmin) = (tile.d[b * TILE_ROWS + r], tile.neg_dmin[b * TILE_ROWS + r]);
+                total = add_block(total, sum_a, sum_m, d, neg_dmin, acts.scale[t * k / blk + b]);
             }
             out[t * TILE_ROWS + r] = total;
         }
@@ -240,7 +320,8 @@ pub fn tile_matmul_scalar(tile: &Tile, acts: &QuantActs, m: usize, out: &mut [f3
 
 /// The tile product, with AVX-512 VNNI when the CPU has it.
 pub fn tile_matmul(tile: &Tile, acts: &QuantActs, m: usize, out: &mut [f32]) {
-    assert!(out.len() >= m * TILE_ROWS && acts.q.len() >= m * tile.k && acts.k == tile.k && acts.group == tile.group);
+    assert!(out.len() >= m * TILE_ROWS && acts.q.len() >= m * tile.k && acts.k == tile.k);
+    assert!(acts.group == tile.group && acts.block == tile.block);
     #[cfg(target_arch = "x86_64")]
     {
         if crate::cpu::has_avx512_vnni() {
@@ -283,7 +364,7 @@ mod tests {
             for (rows, m) in [(16usize, 9usize), (5, 4), (16, 1), (11, 7)] {
                 let row_bytes: Vec<Vec<u8>> = (0..rows).map(|_| random_row(&mut rng, dtype, k)).collect();
                 let refs: Vec<&[u8]> = row_bytes.iter().map(|r| r.as_slice()).collect();
-                let mut tile = Tile::new(k, group);
+                let mut tile = Tile::new(k, group, block);
                 tile.fill(dtype, &refs);
                 let x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-4.0..4.0)).collect();
                 let acts = QuantActs::quantize(&x, m, k, block, group);
@@ -291,8 +372,13 @@ mod tests {
                 let mut slow = vec![1f32; m * TILE_ROWS];
                 tile_matmul(&tile, &acts, m, &mut fast);
                 tile_matmul_scalar(&tile, &acts, m, &mut slow);
-                for (i, (a, b)) in fast.iter().zip(&slow).enumerate() {
-                    assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "{dtype} rows {rows} m {m} at {i}: {a} vs {b}");
+                assert_eq!(fast, slow, "{dtype} rows {rows} m {m}: SIMD and scalar must agree bit for bit");
+                // one row at a time gives the very same numbers
+                for t in 0..m {
+                    for (r, row) in refs.iter().enumerate() {
+                        let single = crate::rowdot::row_dot(dtype, row, &acts, t);
+                        assert_eq!(single.to_bits(), fast[t * TILE_ROWS + r].to_bits(), "{dtype} row {r} token {t}");
+                    }
                 }
                 // padded rows are zero
                 assert!(fast.chunks(TILE_ROWS).all(|t| t[rows..].iter().all(|&v| v == 0.0)));

@@ -1,0 +1,97 @@
+//! Per-request token processing shared by every generation path: sampling, end and stop
+//! conditions, incremental text with stop strings held back.
+
+use hearth_tokenizer::{IncrementalDecoder, StopCheck, StopStrings, Tokenizer};
+
+use crate::generate::{FinishReason, StopConditions, TokenEvent};
+use crate::sample::{Sampler, SamplingParams};
+
+/// The evolving output of one request.
+pub struct TokenProcessor {
+    sampler: Sampler,
+    decoder: IncrementalDecoder,
+    stops: StopStrings,
+    end_ids: Vec<u32>,
+    max_new: usize,
+    min_tokens: usize,
+    ignore_eos: bool,
+    generated: Vec<u32>,
+    text: String,
+    finish: Option<FinishReason>,
+}
+
+impl TokenProcessor {
+    pub fn new(tokenizer: &Tokenizer, prompt: &[u32], sampling: SamplingParams, stop: &StopConditions, max_new: usize) -> Self {
+        TokenProcessor {
+            sampler: Sampler::new(sampling, prompt),
+            decoder: IncrementalDecoder::new(),
+            stops: StopStrings::new(stop.stop_strings.clone()),
+            end_ids: tokenizer.end_of_generation().iter().chain(&stop.stop_token_ids).copied().collect(),
+            max_new,
+            min_tokens: stop.min_tokens,
+            ignore_eos: stop.ignore_eos,
+            generated: Vec::new(),
+            text: String::new(),
+            finish: if max_new == 0 { Some(FinishReason::Length) } else { None },
+        }
+    }
+
+    /// Samples the next token from `logits`; the event's text is what became final with it
+    /// (with the end of generation, everything still held back).
+    pub fn on_logits(&mut self, tokenizer: &Tokenizer, logits: &mut [f32]) -> TokenEvent {
+        debug_assert!(self.finish.is_none(), "request already finished");
+        let sampled = self.sampler.sample(logits);
+        let token = sampled.token;
+        self.generated.push(token);
+        let is_end = !self.ignore_eos && self.generated.len() > self.min_tokens && self.end_ids.contains(&token);
+        let mut delta = if is_end {
+            self.finish = Some(FinishReason::Stop);
+            self.stops.flush()
+        } else {
+            match self.stops.push(&self.decoder.push(tokenizer, token)) {
+                StopCheck::Continue(delta) => delta,
+                StopCheck::Stopped { text, .. } => {
+                    self.finish = Some(FinishReason::Stop);
+                    text
+                }
+            }
+        };
+        if self.finish.is_none() && self.generated.len() >= self.max_new {
+            delta.push_str(&self.flush_rest(tokenizer));
+            self.finish = Some(FinishReason::Length);
+        }
+        self.text.push_str(&delta);
+        TokenEvent { sampled, text: delta }
+    }
+
+    /// Ends the request early (aborted); returns the text still held back.
+    pub fn abort(&mut self, tokenizer: &Tokenizer) -> String {
+        let rest = self.flush_rest(tokenizer);
+        self.text.push_str(&rest);
+        self.finish = Some(FinishReason::Abort);
+        rest
+    }
+
+    fn flush_rest(&mut self, tokenizer: &Tokenizer) -> String {
+        match self.stops.push(&self.decoder.finish(tokenizer)) {
+            StopCheck::Continue(t) => t + &self.stops.flush(),
+            StopCheck::Stopped { text, .. } => text,
+        }
+    }
+
+    pub fn finish_reason(&self) -> Option<FinishReason> {
+        self.finish
+    }
+
+    pub fn generated(&self) -> &[u32] {
+        &self.generated
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn into_parts(self) -> (String, Vec<u32>) {
+        (self.text, self.generated)
+    }
+}

@@ -1,0 +1,516 @@
+//! One weight row times one activation row with exactly the tile path's arithmetic (integer
+//! group sums, then the same fused float steps), so decoding a sequence alone or inside a
+//! batch gives bit-identical logits.
+
+use crate::tile::{add_block, block_params, groups_per_block, tile_layout, unpack_codes, QuantActs};
+use crate::QuantType;
+
+/// Elements handled per step: one K-quant superblock, or eight 32-blocks.
+const SPAN: usize = 256;
+
+/// Rows computed together: their float steps run side by side in vector lanes.
+pub const ROWS: usize = 16;
+
+/// `dot(weight row, activation row t)` for a tile-layout weight type.
+pub fn row_dot(dtype: QuantType, row: &[u8], acts: &QuantActs, t: usize) -> f32 {
+    let mut out = [0f32; ROWS];
+    rows_dot(dtype, &[row], acts, t, &mut RowScratch::default(), &mut out);
+    out[0]
+}
+
+/// Weight blocks in one span at most (eight 32-blocks).
+const MAX_BLOCKS: usize = SPAN / 32;
+
+/// A span's per-block integers and scales for one row (see `tile::add_block`).
+#[derive(Default, Clone, Copy)]
+struct BlockSums {
+    a: [i32; MAX_BLOCKS],
+    m: [i32; MAX_BLOCKS],
+    d: [f32; MAX_BLOCKS],
+    neg_dmin: [f32; MAX_BLOCKS],
+}
+
+/// Per-block values of up to 16 rows, `[block][row]`, reused between calls.
+#[derive(Default)]
+pub struct RowScratch {
+    pub(crate) a: Vec<i32>,
+    pub(crate) m: Vec<i32>,
+    pub(crate) d: Vec<f32>,
+    pub(crate) neg_dmin: Vec<f32>,
+}
+
+/// `out[r] = dot(rows[r], activation row t)` for up to 16 rows of a tile-layout type. Each
+/// row is read front to back (prefetch-friendly) for its integer sums; the float steps
+/// then run for all rows side by side.
+pub fn rows_dot(dtype: QuantType, rows: &[&[u8]], acts: &QuantActs, t: usize, scratch: &mut RowScratch, out: &mut [f32; ROWS]) {
+    assert!(rows.len() <= ROWS);
+    let (group, block) = tile_layout(dtype).expect("rows_dot needs a tile layout type");
+    let k = acts.k;
+    let n_blocks = k / block;
+    for v in [&mut scratch.a, &mut scratch.m] {
+        v.clear();
+        v.resize(n_blocks * ROWS, 0);
+    }
+    for v in [&mut scratch.d, &mut scratch.neg_dmin] {
+        v.clear();
+        v.resize(n_blocks * ROWS, 0.0);
+    }
+    let a_row = &acts.q[t * k..(t + 1) * k];
+    let group_sums = &acts.group_sum[t * k / group..(t + 1) * k / group];
+    let mut acts_pad = [0i8; SPAN];
+    let mut sums = BlockSums::default();
+    #[cfg(target_arch = "x86_64")]
+    let simd = crate::cpu::has_avx512_vnni();
+    for (r, row) in rows.iter().enumerate() {
+        #[cfg(target_arch = "x86_64")]
+        if simd {
+            // SAFETY: avx512f/bw/vnni are present (checked); the row holds k elements of
+            // whole blocks, the activations k values and k / group group sums.
+            unsafe {
+                if matches!(dtype, QuantType::Q4K | QuantType::Q6K) {
+                    x86::kquant_row(dtype, row, a_row, group_sums, r, scratch)
+                } else {
+                    x86::small_block_row(dtype, row, a_row, group_sums, r, scratch)
+                }
+            };
+            continue;
+        }
+        for start in (0..k).step_by(SPAN) {
+            let n = SPAN.min(k - start);
+            let a = if n == SPAN {
+                &a_row[start..start + SPAN]
+            } else {
+                // zero activations make the missing tail contribute nothing
+                acts_pad[..n].copy_from_slice(&a_row[start..start + n]);
+                acts_pad[n..].fill(0);
+                &acts_pad[..]
+            };
+            let gsums = &group_sums[start / group..(start + n) / group];
+            span_block_sums(dtype, &row[dtype.bytes_for(start)..dtype.bytes_for(start + n)], a, gsums, &mut sums);
+            for i in 0..n / block {
+                let at = (start / block + i) * ROWS + r;
+                (scratch.a[at], scratch.m[at], scratch.d[at], scratch.neg_dmin[at]) = (sums.a[i], sums.m[i], sums.d[i], sums.neg_dmin[i]);
+            }
+        }
+    }
+    let mut total = [0f32; ROWS];
+    for b in 0..n_blocks {
+        let dx = acts.scale[t * n_blocks + b];
+        let at = b * ROWS;
+        for r in 0..ROWS {
+            total[r] = add_block(total[r], scratch.a[at + r], scratch.m[at + r], scratch.d[at + r], scratch.neg_dmin[at + r], dx);
+        }
+    }
+    out.copy_from_slice(&total);
+}
+
+/// Fills one row's block sums for a span of up to 256 elements.
+fn span_block_sums(dtype: QuantType, bytes: &[u8], acts: &[i8], group_sums: &[i32], out: &mut BlockSums) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if matches!(dtype, QuantType::Q4K | QuantType::Q6K) && crate::cpu::has_avx512_vnni() {
+            // SAFETY: avx512f/bw/vnni are present (checked); one full superblock, 256 acts,
+            // 16 (Q6_K) or 8 (Q4_K) group sums.
+            let (a, m) = unsafe { x86::superblock_sums_vnni(dtype, bytes, acts, group_sums) };
+            let params = crate::tile::superblock_scales(dtype, bytes);
+            (out.a[0], out.m[0], out.d[0], out.neg_dmin[0]) = (a, m, params.0, params.1);
+            return;
+        }
+    }
+    let per_block = groups_per_block(dtype);
+    let (mut sc, mut mn) = ([0i32; SPAN / 16], [0i32; SPAN / 16]);
+    for (i, wblock) in bytes.chunks_exact(dtype.block_bytes()).enumerate() {
+        (out.d[i], out.neg_dmin[i]) = block_params(dtype, wblock, &mut sc[i * per_block..], &mut mn[i * per_block..]);
+    }
+    let group = tile_layout(dtype).expect("tile type").0;
+    if per_block > 1 {
+        // one K-quant superblock: A weighs each group by its integer scale
+        out.a[0] = scaled_sum(dtype, bytes, acts, group, &sc);
+        out.m[0] = mn.iter().zip(group_sums).map(|(m, g)| m * g).sum();
+    } else {
+        let mut isums = [0i32; SPAN / 16];
+        span_sums(dtype, bytes, acts, group, &mut isums);
+        let n_blocks = bytes.len() / dtype.block_bytes();
+        out.a[..n_blocks].copy_from_slice(&isums[..n_blocks]);
+        out.m[..n_blocks].copy_from_slice(&group_sums[..n_blocks]);
+    }
+}
+
+/// `sum over groups g of sc[g] * (codes . acts over g)` for one K-quant superblock.
+fn scaled_sum(dtype: QuantType, bytes: &[u8], acts: &[i8], group: usize, sc: &[i32; SPAN / 16]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::cpu::has_avx512_vnni() {
+            // SAFETY: avx512f/bw/vnni are present (checked); one full superblock, 256 acts.
+            return unsafe { x86::scaled_sum_vnni(dtype, bytes, acts, group, sc) };
+        }
+    }
+    let mut isums = [0i32; SPAN / 16];
+    span_sums(dtype, bytes, acts, group, &mut isums);
+    isums.iter().zip(sc).take(SPAN / group).map(|(i, s)| i * s).sum()
+}
+
+/// Integer group sums of up to 256 elements of weight blocks against activations (256
+/// values, zero past the row's end).
+fn span_sums(dtype: QuantType, bytes: &[u8], acts: &[i8], group: usize, out: &mut [i32; SPAN / 16]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::cpu::has_avx512_vnni() {
+            // SAFETY: avx512f/bw/vnni are present (checked); `bytes` holds whole blocks of
+            // `dtype` covering at most 256 elements and `acts` holds 256 values.
+            unsafe { x86::span_sums_vnni(dtype, bytes, acts, group, out) };
+            return;
+        }
+    }
+    let mut codes = [0u8; SPAN];
+    let len = dtype.block_len();
+    for (i, wblock) in bytes.chunks_exact(dtype.block_bytes()).enumerate() {
+        unpack_codes(dtype, wblock, &mut codes[i * len..(i + 1) * len]);
+    }
+    group_sums_scalar(&codes, acts, group, out)
+}
+
+fn group_sums_scalar(codes: &[u8; SPAN], acts: &[i8], group: usize, out: &mut [i32; SPAN / 16]) {
+    for (g, o) in out.iter_mut().enumerate().take(SPAN / group) {
+        *o = (g * group..(g + 1) * group).map(|e| codes[e] as i32 * acts[e] as i32).sum();
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::SPAN;
+    use crate::QuantType;
+    use std::arch::x86_64::*;
+
+    /// Builds the four 64-byte code vectors of a span straight from the GGUF bytes, takes
+    /// four VNNI dots, and reduces them per group.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
+    pub(super) unsafe fn span_sums_vnni(dtype: QuantType, bytes: &[u8], acts: &[i8], group: usize, out: &mut [i32; SPAN / 16]) {
+        assert!(acts.len() >= SPAN && !bytes.is_empty());
+        let d = dots(codes(dtype, bytes), acts);
+        reduce_groups(d, group, out);
+    }
+
+    /// A, M, d and -dmin of every superblock of one K-quant row, into column `r` of `out`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,f16c")]
+    pub(super) unsafe fn kquant_row(dtype: QuantType, row: &[u8], acts: &[i8], group_sums: &[i32], r: usize, out: &mut super::RowScratch) {
+        let size = dtype.block_bytes();
+        let groups = if dtype == QuantType::Q4K { 8 } else { 16 };
+        let n_blocks = acts.len() / SPAN;
+        assert!(row.len() >= n_blocks * size && group_sums.len() >= n_blocks * groups);
+        assert!(out.a.len() >= n_blocks * super::ROWS && r < super::ROWS);
+        for b in 0..n_blocks {
+            let block = &row[b * size..(b + 1) * size];
+            let (a, m) = superblock_sums_vnni(dtype, block, &acts[b * SPAN..(b + 1) * SPAN], &group_sums[b * groups..]);
+            let (d, neg_dmin) = crate::tile::superblock_scales(dtype, block);
+            let at = b * super::ROWS + r;
+            *out.a.get_unchecked_mut(at) = a;
+            *out.m.get_unchecked_mut(at) = m;
+            *out.d.get_unchecked_mut(at) = d;
+            *out.neg_dmin.get_unchecked_mut(at) = neg_dmin;
+        }
+    }
+
+    /// The same for a row of 32-element blocks (Q4_0, Q4_1, Q8_0): A is the block's integer
+    /// dot product, M its activation sum.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,f16c")]
+    pub(super) unsafe fn small_block_row(dtype: QuantType, row: &[u8], acts: &[i8], group_sums: &[i32], r: usize, out: &mut super::RowScratch) {
+        let size = dtype.block_bytes();
+        let n_blocks = acts.len() / 32;
+        assert!(row.len() >= n_blocks * size && group_sums.len() >= n_blocks);
+        assert!(out.a.len() >= n_blocks * super::ROWS && r < super::ROWS);
+        let mut padded = [0i8; SPAN];
+        let mut isums = [0i32; SPAN / 16];
+        let mut sc = [0i32; 1];
+        let mut mn = [0i32; 1];
+        for start in (0..n_blocks).step_by(8) {
+            let n = 8.min(n_blocks - start);
+            let bytes = &row[start * size..(start + n) * size];
+            let a = if n == 8 {
+                &acts[start * 32..start * 32 + SPAN]
+            } else {
+                padded[..n * 32].copy_from_slice(&acts[start * 32..(start + n) * 32]);
+                padded[n * 32..].fill(0);
+                &padded[..]
+            };
+            // blocks past the end repeat the first one; their activations are zero
+            let block = |i: usize| &bytes[if i < n { i } else { 0 } * size..][..size];
+            let mut code = [_mm512_setzero_si512(); 4];
+            for (c, v) in code.iter_mut().enumerate() {
+                let (b0, b1) = (block(2 * c), block(2 * c + 1));
+                *v = match dtype {
+                    QuantType::Q8_0 => q8_0_pair(b0, b1),
+                    QuantType::Q4_1 => q4_pair(&b0[4..20], &b1[4..20]),
+                    _ => q4_pair(&b0[2..18], &b1[2..18]),
+                };
+            }
+            reduce_groups(dots(code, a), 32, &mut isums);
+            for i in 0..n {
+                let (d, neg_dmin) = crate::tile::block_params(dtype, &bytes[i * size..(i + 1) * size], &mut sc, &mut mn);
+                let at = (start + i) * super::ROWS + r;
+                *out.a.get_unchecked_mut(at) = isums[i];
+                *out.m.get_unchecked_mut(at) = group_sums[start + i];
+                *out.d.get_unchecked_mut(at) = d;
+                *out.neg_dmin.get_unchecked_mut(at) = neg_dmin;
+            }
+        }
+    }
+
+    /// (A, M) of one K-quant superblock with its integer scales decoded in registers.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
+    pub(super) unsafe fn superblock_sums_vnni(dtype: QuantType, block: &[u8], acts: &[i8], group_sums: &[i32]) -> (i32, i32) {
+        assert!(acts.len() >= SPAN);
+        let (scales, mins, group) = if dtype == QuantType::Q4K {
+            assert!(block.len() >= 144 && group_sums.len() >= 8);
+            let (sc, mn) = q4k_scales(block);
+            // 8 scales in lanes 0..8 (the permute below only reads those)
+            (_mm512_castsi256_si512(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sc as i64))), _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(mn as i64)), 32)
+        } else {
+            assert!(block.len() >= 210 && group_sums.len() >= 16);
+            let sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(block.as_ptr().add(192) as *const __m128i));
+            (sc, _mm256_setzero_si256(), 16)
+        };
+        let d = dots(codes(dtype, block), acts);
+        let table = if group == 16 { &GROUP_OF_LANE_16 } else { &GROUP_OF_LANE_32 };
+        let mut acc = _mm512_setzero_si512();
+        for (v, index) in d.iter().zip(table) {
+            let index = _mm512_loadu_si512(index.as_ptr() as *const _);
+            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(*v, _mm512_permutexvar_epi32(index, scales)));
+        }
+        let m8 = if group == 32 {
+            _mm256_mullo_epi32(mins, _mm256_loadu_si256(group_sums.as_ptr() as *const __m256i))
+        } else {
+            // Q6_K: mn = 32 * sc
+            let p = _mm512_mullo_epi32(scales, _mm512_loadu_si512(group_sums.as_ptr() as *const _));
+            let p8 = _mm256_add_epi32(_mm512_castsi512_si256(p), _mm512_extracti64x4_epi64(p, 1));
+            _mm256_slli_epi32(p8, 5)
+        };
+        // reduce A and M together: 16 -> 8 lanes for A, then pairwise adds of both
+        let a8 = _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
+        let h = _mm256_hadd_epi32(a8, m8); // [a a m m | a a m m]
+        let h = _mm256_hadd_epi32(h, h); // [a m a m | a m a m]
+        let both = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        (_mm_cvtsi128_si32(both), _mm_extract_epi32(both, 1))
+    }
+
+    /// Q4_K's eight 6-bit scales and mins as bytes (llama.cpp's bit shuffle of the 12 bytes).
+    #[inline]
+    fn q4k_scales(block: &[u8]) -> (u64, u64) {
+        let word = |i: usize| u32::from_le_bytes([block[4 + 4 * i], block[5 + 4 * i], block[6 + 4 * i], block[7 + 4 * i]]);
+        let (w0, w1, w2) = (word(0), word(1), word(2));
+        const LOW6: u32 = 0x3f3f_3f3f;
+        const LOW4: u32 = 0x0f0f_0f0f;
+        const LOW2: u32 = 0x0303_0303;
+        let sc_lo = w0 & LOW6;
+        let sc_hi = (w2 & LOW4) | (((w0 >> 6) & LOW2) << 4);
+        let mn_lo = w1 & LOW6;
+        let mn_hi = ((w2 >> 4) & LOW4) | (((w1 >> 6) & LOW2) << 4);
+        (sc_lo as u64 | (sc_hi as u64) << 32, mn_lo as u64 | (mn_hi as u64) << 32)
+    }
+
+    /// Integer group sums weighted by `sc`, for one K-quant superblock: no per-group
+    /// reduction, one at the end (integer sums are exact in any order).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
+    pub(super) unsafe fn scaled_sum_vnni(dtype: QuantType, bytes: &[u8], acts: &[i8], group: usize, sc: &[i32; SPAN / 16]) -> i32 {
+        assert!(acts.len() >= SPAN && !bytes.is_empty());
+        let d = dots(codes(dtype, bytes), acts);
+        let scales = _mm512_loadu_si512(sc.as_ptr() as *const _);
+        let mut acc = _mm512_setzero_si512();
+        let table = if group == 16 { &GROUP_OF_LANE_16 } else { &GROUP_OF_LANE_32 };
+        for (v, index) in d.iter().zip(table) {
+            let index = _mm512_loadu_si512(index.as_ptr() as *const _);
+            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(*v, _mm512_permutexvar_epi32(index, scales)));
+        }
+        _mm512_reduce_add_epi32(acc)
+    }
+
+    /// Group of lane j of dot i: each dot covers 64 elements, a lane 4 of them.
+    const fn group_of_lane(group: usize) -> [[i32; 16]; 4] {
+        let mut table = [[0i32; 16]; 4];
+        let mut i = 0;
+        while i < 4 {
+            let mut lane = 0;
+            while lane < 16 {
+                table[i][lane] = ((64 * i + 4 * lane) / group) as i32;
+                lane += 1;
+            }
+            i += 1;
+        }
+        table
+    }
+    static GROUP_OF_LANE_16: [[i32; 16]; 4] = group_of_lane(16);
+    static GROUP_OF_LANE_32: [[i32; 16]; 4] = group_of_lane(32);
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn dots(codes: [__m512i; 4], acts: &[i8]) -> [__m512i; 4] {
+        std::array::from_fn(|i| {
+            // SAFETY: i < 4, so bytes i*64 .. i*64+64 of the 256 activations exist.
+            unsafe {
+                let a = _mm512_loadu_si512(acts.as_ptr().add(i * 64) as *const _);
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes[i], a)
+            }
+        })
+    }
+
+    /// The four 64-byte code vectors of a span, straight from the GGUF bytes.
+    #[target_feature(enable = "avx512f,avx512bw,avx2")]
+    #[inline]
+    unsafe fn codes(dtype: QuantType, bytes: &[u8]) -> [__m512i; 4] {
+        match dtype {
+            QuantType::Q4K => q4k_codes(bytes),
+            QuantType::Q6K => q6k_codes(bytes),
+            _ => {
+                // 32-element blocks, two per vector; a missing block repeats the first one
+                // (its activations are zero, so it adds nothing)
+                let size = dtype.block_bytes();
+                let n = bytes.len() / size;
+                let block = |i: usize| &bytes[if i < n { i } else { 0 } * size..][..size];
+                std::array::from_fn(|c| match dtype {
+                    QuantType::Q8_0 => q8_0_pair(block(2 * c), block(2 * c + 1)),
+                    QuantType::Q4_1 => q4_pair(&block(2 * c)[4..20], &block(2 * c + 1)[4..20]),
+                    _ => q4_pair(&block(2 * c)[2..18], &block(2 * c + 1)[2..18]),
+                })
+            }
+        }
+    }
+
+    /// Q4_K: each 32 bytes hold group 2j (low nibbles) and group 2j+1 (high nibbles).
+    #[target_feature(enable = "avx512f,avx2")]
+    unsafe fn q4k_codes(block: &[u8]) -> [__m512i; 4] {
+        assert!(block.len() >= 144);
+        let mask = _mm256_set1_epi8(0x0F);
+        std::array::from_fn(|j| {
+            // SAFETY: bytes 16 + 32j .. 48 + 32j are inside the 144-byte block.
+            unsafe {
+                let q = _mm256_loadu_si256(block.as_ptr().add(16 + 32 * j) as *const __m256i);
+                let lo = _mm256_and_si256(q, mask);
+                let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
+                _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)
+            }
+        })
+    }
+
+    /// Q6_K: low nibbles from ql, two high bits from qh, 128 codes per half.
+    #[target_feature(enable = "avx512f,avx2")]
+    unsafe fn q6k_codes(block: &[u8]) -> [__m512i; 4] {
+        assert!(block.len() >= 210);
+        let (m4, m2) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3));
+        let mut out = [_mm512_setzero_si512(); 4];
+        for half in 0..2 {
+            // SAFETY: ql half = 64 bytes at 64*half, qh half = 32 bytes at 128 + 32*half.
+            let (a, b, h) = (
+                _mm256_loadu_si256(block.as_ptr().add(64 * half) as *const __m256i),
+                _mm256_loadu_si256(block.as_ptr().add(64 * half + 32) as *const __m256i),
+                _mm256_loadu_si256(block.as_ptr().add(128 + 32 * half) as *const __m256i),
+            );
+            let high = |shift: i32| {
+                let bits = match shift {
+                    0 => h,
+                    2 => _mm256_srli_epi16(h, 2),
+                    4 => _mm256_srli_epi16(h, 4),
+                    _ => _mm256_srli_epi16(h, 6),
+                };
+                _mm256_slli_epi16(_mm256_and_si256(bits, m2), 4)
+            };
+            let c0 = _mm256_or_si256(_mm256_and_si256(a, m4), high(0));
+            let c1 = _mm256_or_si256(_mm256_and_si256(b, m4), high(2));
+            let c2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4), high(4));
+            let c3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4), high(6));
+            out[2 * half] = _mm512_inserti64x4(_mm512_castsi256_si512(c0), c1, 1);
+            out[2 * half + 1] = _mm512_inserti64x4(_mm512_castsi256_si512(c2), c3, 1);
+        }
+        out
+    }
+
+    /// Two Q4_0/Q4_1 blocks: [low nibbles 0, high nibbles 0, low 1, high 1].
+    #[target_feature(enable = "avx512f,avx2")]
+    #[inline]
+    unsafe fn q4_pair(qs0: &[u8], qs1: &[u8]) -> __m512i {
+        assert!(qs0.len() >= 16 && qs1.len() >= 16);
+        let mask = _mm256_set1_epi8(0x0F);
+        let packed = _mm256_set_m128i(
+            _mm_loadu_si128(qs1.as_ptr() as *const __m128i),
+            _mm_loadu_si128(qs0.as_ptr() as *const __m128i),
+        );
+        let lo = _mm256_and_si256(packed, mask);
+        let hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask);
+        let both = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+        _mm512_shuffle_i64x2(both, both, 0b11_01_10_00)
+    }
+
+    /// Two Q8_0 blocks as unsigned codes q + 128.
+    #[target_feature(enable = "avx512f,avx2")]
+    #[inline]
+    unsafe fn q8_0_pair(b0: &[u8], b1: &[u8]) -> __m512i {
+        assert!(b0.len() >= 34 && b1.len() >= 34);
+        let flip = _mm512_set1_epi8(-128);
+        let both = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256(b0.as_ptr().add(2) as *const __m256i)),
+            _mm256_loadu_si256(b1.as_ptr().add(2) as *const __m256i),
+            1,
+        );
+        _mm512_xor_si512(both, flip)
+    }
+
+    /// Transposing reduction: 128-bit lane L of `u` holds, for dots 0..4, the sum of that
+    /// lane's four partial sums; groups of 16 are lanes, groups of 32 are lane pairs.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn reduce_groups(v: [__m512i; 4], group: usize, out: &mut [i32; SPAN / 16]) {
+        let h0 = _mm512_add_epi32(_mm512_unpacklo_epi32(v[0], v[1]), _mm512_unpackhi_epi32(v[0], v[1]));
+        let h1 = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2], v[3]), _mm512_unpackhi_epi32(v[2], v[3]));
+        let u = _mm512_add_epi32(_mm512_unpacklo_epi64(h0, h1), _mm512_unpackhi_epi64(h0, h1));
+        let mut lanes = [0i32; 16];
+        if group == 16 {
+            _mm512_storeu_si512(lanes.as_mut_ptr() as *mut _, u);
+            for i in 0..4 {
+                for l in 0..4 {
+                    out[4 * i + l] = lanes[l * 4 + i];
+                }
+            }
+        } else {
+            let pairs = _mm512_add_epi32(u, _mm512_shuffle_i64x2(u, u, 0b10_11_00_01));
+            _mm512_storeu_si512(lanes.as_mut_ptr() as *mut _, pairs);
+            for i in 0..4 {
+                out[2 * i] = lanes[i];
+                out[2 * i + 1] = lanes[8 + i];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn simd_span_sums_equal_scalar() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+        for dtype in [QuantType::Q4K, QuantType::Q6K, QuantType::Q4_1, QuantType::Q4_0, QuantType::Q8_0] {
+            let group = tile_layout(dtype).unwrap().0;
+            for n in [SPAN, 64, 32, 160] {
+                if n % dtype.block_len() != 0 {
+                    continue;
+                }
+                let bytes: Vec<u8> = (0..dtype.bytes_for(n)).map(|_| rng.random()).collect();
+                let mut acts = [0i8; SPAN];
+                for a in &mut acts[..n] {
+                    *a = rng.random_range(-127..=127);
+                }
+                let (mut fast, mut slow) = ([0i32; SPAN / 16], [0i32; SPAN / 16]);
+                span_sums(dtype, &bytes, &acts, group, &mut fast);
+                let mut codes = [0u8; SPAN];
+                let len = dtype.block_len();
+                for (i, b) in bytes.chunks_exact(dtype.block_bytes()).enumerate() {
+                    unpack_codes(dtype, b, &mut codes[i * len..(i + 1) * len]);
+                }
+                group_sums_scalar(&codes, &acts, group, &mut slow);
+                let used = n / group;
+                assert_eq!(fast[..used], slow[..used], "{dtype} n={n}");
+            }
+        }
+    }
+}
