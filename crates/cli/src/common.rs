@@ -43,6 +43,63 @@ pub fn default_model_path() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// Engine flags (vLLM's names).
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// Tokens per KV cache block
+    #[arg(long, default_value_t = 16)]
+    pub block_size: usize,
+    /// Bytes for the KV cache, e.g. 4GiB or 512MiB [default: a quarter of the free memory]
+    #[arg(long, value_parser = parse_bytes)]
+    pub kv_cache_memory: Option<u64>,
+    /// Token budget of one engine step (decode tokens plus prefill chunks)
+    #[arg(long, default_value_t = 2048)]
+    pub max_num_batched_tokens: usize,
+    /// Most requests decoded together; on CPUs throughput stops growing at a few dozen
+    /// sequences while each one's latency keeps growing, hence 32
+    #[arg(long, default_value_t = hearth_engine::config::DEFAULT_MAX_NUM_SEQS)]
+    pub max_num_seqs: usize,
+    /// Longest prompt plus completion [default: the model's context length, capped by the KV cache]
+    #[arg(long)]
+    pub max_model_len: Option<usize>,
+    /// Turn off reuse of cached prompt prefixes
+    #[arg(long)]
+    pub no_prefix_caching: bool,
+}
+
+impl EngineArgs {
+    pub fn config(&self) -> hearth_engine::EngineConfig {
+        hearth_engine::EngineConfig {
+            block_size: self.block_size,
+            kv_cache_memory: self.kv_cache_memory,
+            max_num_batched_tokens: self.max_num_batched_tokens,
+            max_num_seqs: self.max_num_seqs,
+            max_model_len: self.max_model_len,
+            prefix_caching: !self.no_prefix_caching,
+            ..Default::default()
+        }
+    }
+}
+
+/// Parses sizes like `4GiB`, `512MiB`, `2G`, `1000000`.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a size like 4GiB"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1u64,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit `{other}` in `{text}` (use B, KiB, MiB, GiB)")),
+    };
+    Ok((value * scale as f64) as u64)
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct SamplingArgs {
     /// Sampling temperature; 0 is greedy
@@ -79,5 +136,20 @@ impl SamplingArgs {
             seed: self.seed,
             ..SamplingParams::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_bytes("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("1.5G"), Ok(1_500_000_000));
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("4 parsecs").is_err());
     }
 }

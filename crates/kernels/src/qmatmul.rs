@@ -235,13 +235,17 @@ unsafe fn run_task(
         PreparedActs::Tile(qa) if m < TILE_MIN_TOKENS => {
             let row_bytes = w.row_bytes();
             let slices: Vec<&[u8]> = rows.clone().map(|r| &w.data[r * row_bytes..(r + 1) * row_bytes]).collect();
-            let mut sums = [0f32; crate::rowdot::ROWS];
-            for chunk_start in (0..slices.len()).step_by(crate::rowdot::ROWS) {
-                let chunk = &slices[chunk_start..(chunk_start + crate::rowdot::ROWS).min(slices.len())];
-                for t in 0..m {
-                    crate::rowdot::rows_dot(w.dtype, chunk, qa, t, &mut scratch.rows, &mut sums);
-                    for (i, &v) in sums[..chunk.len()].iter().enumerate() {
-                        write(t, rows.start + chunk_start + i, v);
+            use crate::rowdot::{ROWS, TOKENS};
+            let mut sums = [0f32; ROWS * TOKENS];
+            for chunk_start in (0..slices.len()).step_by(ROWS) {
+                let chunk = &slices[chunk_start..(chunk_start + ROWS).min(slices.len())];
+                for t0 in (0..m).step_by(TOKENS) {
+                    let tokens = t0..(t0 + TOKENS).min(m);
+                    crate::rowdot::rows_dot(w.dtype, chunk, qa, tokens.clone(), &mut scratch.rows, &mut sums);
+                    for (i, t) in tokens.enumerate() {
+                        for (j, &v) in sums[i * ROWS..i * ROWS + chunk.len()].iter().enumerate() {
+                            write(t, rows.start + chunk_start + j, v);
+                        }
                     }
                 }
             }
@@ -365,7 +369,7 @@ unsafe impl Sync for SharedOut {}
 /// Weight rows per task on the one-dot-per-row path.
 const ROWS_PER_TASK: usize = 16;
 /// From this many activation rows on, the tile kernel beats one dot product per row pair.
-const TILE_MIN_TOKENS: usize = 4;
+const TILE_MIN_TOKENS: usize = 16;
 /// Activation rows visited per weight row before moving on (cache blocking).
 const TOKENS_PER_TILE: usize = 32;
 /// Below this many multiply-adds a product runs on the calling thread: waking the pool

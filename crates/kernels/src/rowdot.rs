@@ -14,7 +14,7 @@ pub const ROWS: usize = 16;
 /// `dot(weight row, activation row t)` for a tile-layout weight type.
 pub fn row_dot(dtype: QuantType, row: &[u8], acts: &QuantActs, t: usize) -> f32 {
     let mut out = [0f32; ROWS];
-    rows_dot(dtype, &[row], acts, t, &mut RowScratch::default(), &mut out);
+    rows_dot(dtype, &[row], acts, t..t + 1, &mut RowScratch::default(), &mut out);
     out[0]
 }
 
@@ -30,7 +30,8 @@ struct BlockSums {
     neg_dmin: [f32; MAX_BLOCKS],
 }
 
-/// Per-block values of up to 16 rows, `[block][row]`, reused between calls.
+/// Per-block values of up to 16 rows and tokens, reused between calls: `a` and `m` are
+/// `[token][block][row]`, `d` and `neg_dmin` are `[block][row]`.
 #[derive(Default)]
 pub struct RowScratch {
     pub(crate) a: Vec<i32>,
@@ -39,84 +40,104 @@ pub struct RowScratch {
     pub(crate) neg_dmin: Vec<f32>,
 }
 
-/// `out[r] = dot(rows[r], activation row t)` for up to 16 rows of a tile-layout type. Each
-/// row is read front to back (prefetch-friendly) for its integer sums; the float steps
-/// then run for all rows side by side.
-pub fn rows_dot(dtype: QuantType, rows: &[&[u8]], acts: &QuantActs, t: usize, scratch: &mut RowScratch, out: &mut [f32; ROWS]) {
-    assert!(rows.len() <= ROWS);
-    let (group, block) = tile_layout(dtype).expect("rows_dot needs a tile layout type");
-    let k = acts.k;
-    let n_blocks = k / block;
+/// Activation rows handled per call: each weight row's codes are decoded once for all.
+pub const TOKENS: usize = 16;
+
+/// `out[(t - tokens.start) * 16 + r] = dot(rows[r], activation row t)` for up to 16 rows of
+/// a tile-layout type and up to 16 tokens. Each row is read front to back for its integer
+/// sums; the float steps then run for all rows side by side.
+pub fn rows_dot(
+    dtype: QuantType,
+    rows: &[&[u8]],
+    acts: &QuantActs,
+    tokens: std::ops::Range<usize>,
+    scratch: &mut RowScratch,
+    out: &mut [f32],
+) {
+    rows_dot_impl(dtype, rows, acts, tokens, scratch, out, crate::cpu::has_avx512_vnni())
+}
+
+fn rows_dot_impl(
+    dtype: QuantType,
+    rows: &[&[u8]],
+    acts: &QuantActs,
+    tokens: std::ops::Range<usize>,
+    scratch: &mut RowScratch,
+    out: &mut [f32],
+    simd: bool,
+) {
+    assert!(rows.len() <= ROWS && tokens.len() <= TOKENS && out.len() >= tokens.len() * ROWS);
+    let (_, block) = tile_layout(dtype).expect("rows_dot needs a tile layout type");
+    let n_blocks = acts.k / block;
+    // Lanes of rows past `rows.len()` keep stale values; their results are never read.
     for v in [&mut scratch.a, &mut scratch.m] {
-        v.clear();
-        v.resize(n_blocks * ROWS, 0);
+        v.resize(v.len().max(TOKENS * n_blocks * ROWS), 0);
     }
     for v in [&mut scratch.d, &mut scratch.neg_dmin] {
-        v.clear();
-        v.resize(n_blocks * ROWS, 0.0);
+        v.resize(v.len().max(n_blocks * ROWS), 0.0);
     }
-    let a_row = &acts.q[t * k..(t + 1) * k];
-    let group_sums = &acts.group_sum[t * k / group..(t + 1) * k / group];
-    let mut acts_pad = [0i8; SPAN];
-    let mut sums = BlockSums::default();
-    #[cfg(target_arch = "x86_64")]
-    let simd = crate::cpu::has_avx512_vnni();
     for (r, row) in rows.iter().enumerate() {
         #[cfg(target_arch = "x86_64")]
-        if simd {
+        if simd && crate::cpu::has_avx512_vnni() {
             // SAFETY: avx512f/bw/vnni are present (checked); the row holds k elements of
-            // whole blocks, the activations k values and k / group group sums.
+            // whole blocks; the scratch was sized for 16 tokens of n_blocks blocks above.
             unsafe {
                 if matches!(dtype, QuantType::Q4K | QuantType::Q6K) {
-                    x86::kquant_row(dtype, row, a_row, group_sums, r, scratch)
+                    x86::kquant_row(dtype, row, acts, tokens.clone(), r, scratch)
                 } else {
-                    x86::small_block_row(dtype, row, a_row, group_sums, r, scratch)
+                    x86::small_block_row(dtype, row, acts, tokens.clone(), r, scratch)
                 }
             };
             continue;
         }
-        for start in (0..k).step_by(SPAN) {
-            let n = SPAN.min(k - start);
-            let a = if n == SPAN {
-                &a_row[start..start + SPAN]
-            } else {
-                // zero activations make the missing tail contribute nothing
-                acts_pad[..n].copy_from_slice(&a_row[start..start + n]);
-                acts_pad[n..].fill(0);
-                &acts_pad[..]
-            };
-            let gsums = &group_sums[start / group..(start + n) / group];
-            span_block_sums(dtype, &row[dtype.bytes_for(start)..dtype.bytes_for(start + n)], a, gsums, &mut sums);
-            for i in 0..n / block {
-                let at = (start / block + i) * ROWS + r;
-                (scratch.a[at], scratch.m[at], scratch.d[at], scratch.neg_dmin[at]) = (sums.a[i], sums.m[i], sums.d[i], sums.neg_dmin[i]);
+        for t in tokens.clone() {
+            row_sums_portable(dtype, row, acts, t, (t - tokens.start) * n_blocks * ROWS, r, scratch);
+        }
+    }
+    for (i, t) in tokens.enumerate() {
+        let mut total = [0f32; ROWS];
+        for b in 0..n_blocks {
+            let dx = acts.scale[t * n_blocks + b];
+            let (at, at_t) = (b * ROWS, (i * n_blocks + b) * ROWS);
+            for r in 0..ROWS {
+                let (a, m) = (scratch.a[at_t + r], scratch.m[at_t + r]);
+                total[r] = add_block(total[r], a, m, scratch.d[at + r], scratch.neg_dmin[at + r], dx);
             }
         }
+        out[i * ROWS..(i + 1) * ROWS].copy_from_slice(&total);
     }
-    let mut total = [0f32; ROWS];
-    for b in 0..n_blocks {
-        let dx = acts.scale[t * n_blocks + b];
-        let at = b * ROWS;
-        for r in 0..ROWS {
-            total[r] = add_block(total[r], scratch.a[at + r], scratch.m[at + r], scratch.d[at + r], scratch.neg_dmin[at + r], dx);
+}
+
+/// One row's block sums for token t without SIMD (the reference the SIMD path must equal).
+fn row_sums_portable(dtype: QuantType, row: &[u8], acts: &QuantActs, t: usize, base: usize, r: usize, s: &mut RowScratch) {
+    let (group, block) = tile_layout(dtype).expect("tile type");
+    let k = acts.k;
+    let a_row = &acts.q[t * k..(t + 1) * k];
+    let group_sums = &acts.group_sum[t * k / group..(t + 1) * k / group];
+    let mut acts_pad = [0i8; SPAN];
+    let mut sums = BlockSums::default();
+    for start in (0..k).step_by(SPAN) {
+        let n = SPAN.min(k - start);
+        let a = if n == SPAN {
+            &a_row[start..start + SPAN]
+        } else {
+            // zero activations make the missing tail contribute nothing
+            acts_pad[..n].copy_from_slice(&a_row[start..start + n]);
+            acts_pad[n..].fill(0);
+            &acts_pad[..]
+        };
+        let gsums = &group_sums[start / group..(start + n) / group];
+        span_block_sums(dtype, &row[dtype.bytes_for(start)..dtype.bytes_for(start + n)], a, gsums, &mut sums);
+        for i in 0..n / block {
+            let b = start / block + i;
+            (s.a[base + b * ROWS + r], s.m[base + b * ROWS + r]) = (sums.a[i], sums.m[i]);
+            (s.d[b * ROWS + r], s.neg_dmin[b * ROWS + r]) = (sums.d[i], sums.neg_dmin[i]);
         }
     }
-    out.copy_from_slice(&total);
 }
 
 /// Fills one row's block sums for a span of up to 256 elements.
 fn span_block_sums(dtype: QuantType, bytes: &[u8], acts: &[i8], group_sums: &[i32], out: &mut BlockSums) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if matches!(dtype, QuantType::Q4K | QuantType::Q6K) && crate::cpu::has_avx512_vnni() {
-            // SAFETY: avx512f/bw/vnni are present (checked); one full superblock, 256 acts,
-            // 16 (Q6_K) or 8 (Q4_K) group sums.
-            let (a, m) = unsafe { x86::superblock_sums_vnni(dtype, bytes, acts, group_sums) };
-            let params = crate::tile::superblock_scales(dtype, bytes);
-            (out.a[0], out.m[0], out.d[0], out.neg_dmin[0]) = (a, m, params.0, params.1);
-            return;
-        }
-    }
     let per_block = groups_per_block(dtype);
     let (mut sc, mut mn) = ([0i32; SPAN / 16], [0i32; SPAN / 16]);
     for (i, wblock) in bytes.chunks_exact(dtype.block_bytes()).enumerate() {
@@ -179,8 +200,10 @@ fn group_sums_scalar(codes: &[u8; SPAN], acts: &[i8], group: usize, out: &mut [i
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::SPAN;
+    use crate::tile::QuantActs;
     use crate::QuantType;
     use std::arch::x86_64::*;
+    use std::ops::Range;
 
     /// Builds the four 64-byte code vectors of a span straight from the GGUF bytes, takes
     /// four VNNI dots, and reduces them per group.
@@ -191,48 +214,45 @@ mod x86 {
         reduce_groups(d, group, out);
     }
 
-    /// A, M, d and -dmin of every superblock of one K-quant row, into column `r` of `out`.
+    /// A, M, d and -dmin of every superblock of one K-quant row for `tokens`, into row
+    /// lane `r` of the scratch; each superblock's codes and scales are decoded once.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,f16c")]
-    pub(super) unsafe fn kquant_row(dtype: QuantType, row: &[u8], acts: &[i8], group_sums: &[i32], r: usize, out: &mut super::RowScratch) {
-        let size = dtype.block_bytes();
+    pub(super) unsafe fn kquant_row(dtype: QuantType, row: &[u8], acts: &QuantActs, tokens: Range<usize>, r: usize, out: &mut super::RowScratch) {
+        let (size, k) = (dtype.block_bytes(), acts.k);
         let groups = if dtype == QuantType::Q4K { 8 } else { 16 };
-        let n_blocks = acts.len() / SPAN;
-        assert!(row.len() >= n_blocks * size && group_sums.len() >= n_blocks * groups);
-        assert!(out.a.len() >= n_blocks * super::ROWS && r < super::ROWS);
+        let n_blocks = k / SPAN;
+        assert!(row.len() >= n_blocks * size && tokens.end * k <= acts.q.len() && r < super::ROWS);
+        assert!(out.a.len() >= tokens.len() * n_blocks * super::ROWS && out.d.len() >= n_blocks * super::ROWS);
         for b in 0..n_blocks {
             let block = &row[b * size..(b + 1) * size];
-            let (a, m) = superblock_sums_vnni(dtype, block, &acts[b * SPAN..(b + 1) * SPAN], &group_sums[b * groups..]);
+            let prepared = prepare_superblock(dtype, block);
             let (d, neg_dmin) = crate::tile::superblock_scales(dtype, block);
-            let at = b * super::ROWS + r;
-            *out.a.get_unchecked_mut(at) = a;
-            *out.m.get_unchecked_mut(at) = m;
-            *out.d.get_unchecked_mut(at) = d;
-            *out.neg_dmin.get_unchecked_mut(at) = neg_dmin;
+            *out.d.get_unchecked_mut(b * super::ROWS + r) = d;
+            *out.neg_dmin.get_unchecked_mut(b * super::ROWS + r) = neg_dmin;
+            for (i, t) in tokens.clone().enumerate() {
+                let acts_block = &acts.q[t * k + b * SPAN..t * k + (b + 1) * SPAN];
+                let sums = &acts.group_sum[(t * k + b * SPAN) / (SPAN / groups)..];
+                let (a, m) = superblock_sums(&prepared, acts_block, sums);
+                let at = (i * n_blocks + b) * super::ROWS + r;
+                *out.a.get_unchecked_mut(at) = a;
+                *out.m.get_unchecked_mut(at) = m;
+            }
         }
     }
 
     /// The same for a row of 32-element blocks (Q4_0, Q4_1, Q8_0): A is the block's integer
     /// dot product, M its activation sum.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,f16c")]
-    pub(super) unsafe fn small_block_row(dtype: QuantType, row: &[u8], acts: &[i8], group_sums: &[i32], r: usize, out: &mut super::RowScratch) {
-        let size = dtype.block_bytes();
-        let n_blocks = acts.len() / 32;
-        assert!(row.len() >= n_blocks * size && group_sums.len() >= n_blocks);
-        assert!(out.a.len() >= n_blocks * super::ROWS && r < super::ROWS);
+    pub(super) unsafe fn small_block_row(dtype: QuantType, row: &[u8], acts: &QuantActs, tokens: Range<usize>, r: usize, out: &mut super::RowScratch) {
+        let (size, k) = (dtype.block_bytes(), acts.k);
+        let n_blocks = k / 32;
+        assert!(row.len() >= n_blocks * size && tokens.end * k <= acts.q.len() && r < super::ROWS);
+        assert!(out.a.len() >= tokens.len() * n_blocks * super::ROWS && out.d.len() >= n_blocks * super::ROWS);
         let mut padded = [0i8; SPAN];
         let mut isums = [0i32; SPAN / 16];
-        let mut sc = [0i32; 1];
-        let mut mn = [0i32; 1];
         for start in (0..n_blocks).step_by(8) {
             let n = 8.min(n_blocks - start);
             let bytes = &row[start * size..(start + n) * size];
-            let a = if n == 8 {
-                &acts[start * 32..start * 32 + SPAN]
-            } else {
-                padded[..n * 32].copy_from_slice(&acts[start * 32..(start + n) * 32]);
-                padded[n * 32..].fill(0);
-                &padded[..]
-            };
             // blocks past the end repeat the first one; their activations are zero
             let block = |i: usize| &bytes[if i < n { i } else { 0 } * size..][..size];
             let mut code = [_mm512_setzero_si512(); 4];
@@ -244,45 +264,84 @@ mod x86 {
                     _ => q4_pair(&b0[2..18], &b1[2..18]),
                 };
             }
-            reduce_groups(dots(code, a), 32, &mut isums);
             for i in 0..n {
-                let (d, neg_dmin) = crate::tile::block_params(dtype, &bytes[i * size..(i + 1) * size], &mut sc, &mut mn);
-                let at = (start + i) * super::ROWS + r;
-                *out.a.get_unchecked_mut(at) = isums[i];
-                *out.m.get_unchecked_mut(at) = group_sums[start + i];
-                *out.d.get_unchecked_mut(at) = d;
-                *out.neg_dmin.get_unchecked_mut(at) = neg_dmin;
+                let b = &bytes[i * size..(i + 1) * size];
+                // the same values as tile::block_params gives
+                let d = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+                let neg_dmin = match dtype {
+                    QuantType::Q4_1 => half::f16::from_le_bytes([b[2], b[3]]).to_f32(),
+                    QuantType::Q4_0 => -8.0 * d,
+                    _ => -128.0 * d,
+                };
+                *out.d.get_unchecked_mut((start + i) * super::ROWS + r) = d;
+                *out.neg_dmin.get_unchecked_mut((start + i) * super::ROWS + r) = neg_dmin;
+            }
+            for (j, t) in tokens.clone().enumerate() {
+                let a_row = &acts.q[t * k..(t + 1) * k];
+                let a = if n == 8 {
+                    &a_row[start * 32..start * 32 + SPAN]
+                } else {
+                    padded[..n * 32].copy_from_slice(&a_row[start * 32..(start + n) * 32]);
+                    padded[n * 32..].fill(0);
+                    &padded[..]
+                };
+                reduce_groups(dots(code, a), 32, &mut isums);
+                for i in 0..n {
+                    let at = (j * n_blocks + start + i) * super::ROWS + r;
+                    *out.a.get_unchecked_mut(at) = isums[i];
+                    *out.m.get_unchecked_mut(at) = acts.group_sum[t * n_blocks + start + i];
+                }
             }
         }
     }
 
-    /// (A, M) of one K-quant superblock with its integer scales decoded in registers.
+    /// A K-quant superblock's codes and integer scales, decoded once for several tokens.
+    struct Superblock {
+        codes: [__m512i; 4],
+        /// Each lane's group scale, per code vector.
+        lane_scales: [__m512i; 4],
+        scales: __m512i,
+        mins: __m256i,
+        group: usize,
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx2")]
     #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
-    pub(super) unsafe fn superblock_sums_vnni(dtype: QuantType, block: &[u8], acts: &[i8], group_sums: &[i32]) -> (i32, i32) {
-        assert!(acts.len() >= SPAN);
-        let (scales, mins, group) = if dtype == QuantType::Q4K {
-            assert!(block.len() >= 144 && group_sums.len() >= 8);
+    unsafe fn prepare_superblock(dtype: QuantType, block: &[u8]) -> Superblock {
+        let (codes, scales, mins, group) = if dtype == QuantType::Q4K {
+            assert!(block.len() >= 144);
             let (sc, mn) = q4k_scales(block);
-            // 8 scales in lanes 0..8 (the permute below only reads those)
-            (_mm512_castsi256_si512(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sc as i64))), _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(mn as i64)), 32)
+            // 8 scales in lanes 0..8 (the permutes only read those)
+            let scales = _mm512_castsi256_si512(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sc as i64)));
+            (q4k_codes(block), scales, _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(mn as i64)), 32)
         } else {
-            assert!(block.len() >= 210 && group_sums.len() >= 16);
-            let sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(block.as_ptr().add(192) as *const __m128i));
-            (sc, _mm256_setzero_si256(), 16)
+            assert!(block.len() >= 210);
+            let scales = _mm512_cvtepi8_epi32(_mm_loadu_si128(block.as_ptr().add(192) as *const __m128i));
+            (q6k_codes(block), scales, _mm256_setzero_si256(), 16)
         };
-        let d = dots(codes(dtype, block), acts);
         let table = if group == 16 { &GROUP_OF_LANE_16 } else { &GROUP_OF_LANE_32 };
+        let lane_scales = std::array::from_fn(|i| {
+            // SAFETY: the table rows are 16 i32 each.
+            unsafe { _mm512_permutexvar_epi32(_mm512_loadu_si512(table[i].as_ptr() as *const _), scales) }
+        });
+        Superblock { codes, lane_scales, scales, mins, group }
+    }
+
+    /// (A, M) of a prepared superblock against one token's 256 activations and group sums.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
+    #[inline]
+    unsafe fn superblock_sums(sb: &Superblock, acts: &[i8], group_sums: &[i32]) -> (i32, i32) {
+        assert!(acts.len() >= SPAN && group_sums.len() >= SPAN / sb.group);
+        let d = dots(sb.codes, acts);
         let mut acc = _mm512_setzero_si512();
-        for (v, index) in d.iter().zip(table) {
-            let index = _mm512_loadu_si512(index.as_ptr() as *const _);
-            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(*v, _mm512_permutexvar_epi32(index, scales)));
+        for (v, lane_scale) in d.iter().zip(&sb.lane_scales) {
+            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(*v, *lane_scale));
         }
-        let m8 = if group == 32 {
-            _mm256_mullo_epi32(mins, _mm256_loadu_si256(group_sums.as_ptr() as *const __m256i))
+        let m8 = if sb.group == 32 {
+            _mm256_mullo_epi32(sb.mins, _mm256_loadu_si256(group_sums.as_ptr() as *const __m256i))
         } else {
             // Q6_K: mn = 32 * sc
-            let p = _mm512_mullo_epi32(scales, _mm512_loadu_si512(group_sums.as_ptr() as *const _));
+            let p = _mm512_mullo_epi32(sb.scales, _mm512_loadu_si512(group_sums.as_ptr() as *const _));
             let p8 = _mm256_add_epi32(_mm512_castsi512_si256(p), _mm512_extracti64x4_epi64(p, 1));
             _mm256_slli_epi32(p8, 5)
         };
@@ -485,6 +544,44 @@ mod x86 {
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn many_tokens_at_once_equal_one_at_a_time_with_and_without_simd() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(22);
+        for dtype in [QuantType::Q4K, QuantType::Q6K, QuantType::Q4_1, QuantType::Q8_0] {
+            let (group, block) = tile_layout(dtype).unwrap();
+            let k = if block == 256 { 768 } else { 288 };
+            let rows: Vec<Vec<u8>> = (0..5)
+                .map(|_| {
+                    let mut bytes: Vec<u8> = (0..dtype.bytes_for(k)).map(|_| rng.random()).collect();
+                    // keep f16 scales finite
+                    for b in bytes.chunks_exact_mut(dtype.block_bytes()) {
+                        let at = if dtype == QuantType::Q6K { 208 } else { 0 };
+                        b[at + 1] &= 0x3b;
+                        if matches!(dtype, QuantType::Q4K | QuantType::Q4_1) {
+                            b[3] &= 0x3b;
+                        }
+                    }
+                    bytes
+                })
+                .collect();
+            let refs: Vec<&[u8]> = rows.iter().map(|r| r.as_slice()).collect();
+            let m = 7;
+            let x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-3.0..3.0)).collect();
+            let acts = QuantActs::quantize(&x, m, k, block, group);
+            let mut together = vec![0f32; m * ROWS];
+            rows_dot(dtype, &refs, &acts, 0..m, &mut RowScratch::default(), &mut together);
+            let mut portable = vec![0f32; m * ROWS];
+            rows_dot_impl(dtype, &refs, &acts, 0..m, &mut RowScratch::default(), &mut portable, false);
+            for t in 0..m {
+                for r in 0..refs.len() {
+                    let alone = row_dot(dtype, refs[r], &acts, t);
+                    assert_eq!(alone.to_bits(), together[t * ROWS + r].to_bits(), "{dtype} t {t} r {r}");
+                    assert_eq!(alone.to_bits(), portable[t * ROWS + r].to_bits(), "{dtype} portable t {t} r {r}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn simd_span_sums_equal_scalar() {
