@@ -242,9 +242,56 @@ mod x86 {
 
     /// The same for a row of 32-element blocks (Q4_0, Q4_1, Q8_0): A is the block's integer
     /// dot product, M its activation sum.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,f16c")]
     pub(super) unsafe fn small_block_row(dtype: QuantType, row: &[u8], acts: &QuantActs, tokens: Range<usize>, r: usize, out: &mut super::RowScratch) {
-        let (size, k) = (dtype.block_bytes(), acts.k);
+        match dtype {
+            QuantType::Q4_1 => small_blocks::<Q4_1>(row, acts, tokens, r, out),
+            QuantType::Q4_0 => small_blocks::<Q4_0>(row, acts, tokens, r, out),
+            _ => small_blocks::<Q8_0>(row, acts, tokens, r, out),
+        }
+    }
+
+    /// How one 32-element block type decodes (monomorphized, so the loops are branch-free).
+    trait SmallBlock {
+        const SIZE: usize;
+        /// Codes of two blocks in one vector.
+        unsafe fn pair(b0: &[u8], b1: &[u8]) -> __m512i;
+        /// -dmin as `tile::block_params` gives it.
+        fn neg_dmin(block: &[u8], d: f32) -> f32;
+    }
+    struct Q4_0;
+    struct Q4_1;
+    struct Q8_0;
+    impl SmallBlock for Q4_0 {
+        const SIZE: usize = 18;
+        unsafe fn pair(b0: &[u8], b1: &[u8]) -> __m512i {
+            q4_pair(&b0[2..18], &b1[2..18])
+        }
+        fn neg_dmin(_: &[u8], d: f32) -> f32 {
+            -8.0 * d
+        }
+    }
+    impl SmallBlock for Q4_1 {
+        const SIZE: usize = 20;
+        unsafe fn pair(b0: &[u8], b1: &[u8]) -> __m512i {
+            q4_pair(&b0[4..20], &b1[4..20])
+        }
+        fn neg_dmin(block: &[u8], _: f32) -> f32 {
+            half::f16::from_le_bytes([block[2], block[3]]).to_f32()
+        }
+    }
+    impl SmallBlock for Q8_0 {
+        const SIZE: usize = 34;
+        unsafe fn pair(b0: &[u8], b1: &[u8]) -> __m512i {
+            q8_0_pair(b0, b1)
+        }
+        fn neg_dmin(_: &[u8], d: f32) -> f32 {
+            -128.0 * d
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,f16c")]
+    unsafe fn small_blocks<K: SmallBlock>(row: &[u8], acts: &QuantActs, tokens: Range<usize>, r: usize, out: &mut super::RowScratch) {
+        let (size, k) = (K::SIZE, acts.k);
         let n_blocks = k / 32;
         assert!(row.len() >= n_blocks * size && tokens.end * k <= acts.q.len() && r < super::ROWS);
         assert!(out.a.len() >= tokens.len() * n_blocks * super::ROWS && out.d.len() >= n_blocks * super::ROWS);
@@ -255,26 +302,12 @@ mod x86 {
             let bytes = &row[start * size..(start + n) * size];
             // blocks past the end repeat the first one; their activations are zero
             let block = |i: usize| &bytes[if i < n { i } else { 0 } * size..][..size];
-            let mut code = [_mm512_setzero_si512(); 4];
-            for (c, v) in code.iter_mut().enumerate() {
-                let (b0, b1) = (block(2 * c), block(2 * c + 1));
-                *v = match dtype {
-                    QuantType::Q8_0 => q8_0_pair(b0, b1),
-                    QuantType::Q4_1 => q4_pair(&b0[4..20], &b1[4..20]),
-                    _ => q4_pair(&b0[2..18], &b1[2..18]),
-                };
-            }
+            let code: [__m512i; 4] = std::array::from_fn(|c| K::pair(block(2 * c), block(2 * c + 1)));
             for i in 0..n {
                 let b = &bytes[i * size..(i + 1) * size];
-                // the same values as tile::block_params gives
                 let d = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
-                let neg_dmin = match dtype {
-                    QuantType::Q4_1 => half::f16::from_le_bytes([b[2], b[3]]).to_f32(),
-                    QuantType::Q4_0 => -8.0 * d,
-                    _ => -128.0 * d,
-                };
                 *out.d.get_unchecked_mut((start + i) * super::ROWS + r) = d;
-                *out.neg_dmin.get_unchecked_mut((start + i) * super::ROWS + r) = neg_dmin;
+                *out.neg_dmin.get_unchecked_mut((start + i) * super::ROWS + r) = K::neg_dmin(b, d);
             }
             for (j, t) in tokens.clone().enumerate() {
                 let a_row = &acts.q[t * k..(t + 1) * k];
