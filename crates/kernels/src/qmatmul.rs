@@ -7,7 +7,7 @@ use candle_core::quantized::GgmlType;
 use half::{bf16, f16};
 use rayon::prelude::*;
 
-use crate::q4_1::{self, BlockQ4_1, BlockQ8_1};
+use crate::q4_1::{self, BlockQ8_1};
 use crate::q8;
 use crate::tile::{self, TILE_ROWS};
 use crate::QuantType;
@@ -130,8 +130,7 @@ fn acts_kind(dtype: QuantType) -> ActsKind {
     }
     match dtype {
         QuantType::F32 | QuantType::F16 | QuantType::BF16 => ActsKind::Float,
-        QuantType::Q4_0 | QuantType::Q8_0 => ActsKind::Q8_0,
-        QuantType::Q4_1 | QuantType::Q5_1 => ActsKind::Q8_1,
+        QuantType::Q5_1 => ActsKind::Q8_1,
         QuantType::Q5_0 => ActsKind::Q8_0,
         _ => ActsKind::Q8K,
     }
@@ -275,21 +274,9 @@ unsafe fn run_task(
                 }
             }
         }
-        PreparedActs::Q8_1(xq) => {
-            let (wb, bpr): (&[BlockQ4_1], usize) = (cast_blocks(w.data), cols / 32);
-            match w.dtype {
-                QuantType::Q4_1 => per_row(&|r, t| q4_1::dot_q4_1_q8_1(&wb[r * bpr..(r + 1) * bpr], &xq[t * bpr..(t + 1) * bpr])),
-                _ => per_row(&|r, t| ggml_dot::<BlockQ5_1>(w, r, xq_as(xq), t)),
-            }
-        }
-        PreparedActs::Q8_0(xq) => match w.dtype {
-            QuantType::Q4_0 => per_row(&|r, t| ggml_dot::<BlockQ4_0>(w, r, xq, t)),
-            QuantType::Q5_0 => per_row(&|r, t| ggml_dot::<BlockQ5_0>(w, r, xq, t)),
-            _ => {
-                let (wb, xl, bpr): (&[q8::BlockQ8_0], _, usize) = (cast_blocks(w.data), as_local_q8_0_ref(xq), cols / 32);
-                per_row(&|r, t| q8::dot_q8_0(&wb[r * bpr..(r + 1) * bpr], &xl[t * bpr..(t + 1) * bpr]))
-            }
-        },
+        // Q4_0, Q4_1 and Q8_0 take the tile layout; these are the other 32-block types.
+        PreparedActs::Q8_1(xq) => per_row(&|r, t| ggml_dot::<BlockQ5_1>(w, r, xq_as(xq), t)),
+        PreparedActs::Q8_0(xq) => per_row(&|r, t| ggml_dot::<BlockQ5_0>(w, r, xq, t)),
         PreparedActs::Q8K(xq) => match w.dtype {
             QuantType::Q2K => per_row(&|r, t| ggml_dot::<BlockQ2K>(w, r, xq, t)),
             QuantType::Q3K => per_row(&|r, t| ggml_dot::<BlockQ3K>(w, r, xq, t)),
@@ -337,11 +324,6 @@ fn as_local_q8_0(blocks: &mut [BlockQ8_0]) -> &mut [q8::BlockQ8_0] {
     unsafe { std::slice::from_raw_parts_mut(blocks.as_mut_ptr() as *mut q8::BlockQ8_0, blocks.len()) }
 }
 
-fn as_local_q8_0_ref(blocks: &[BlockQ8_0]) -> &[q8::BlockQ8_0] {
-    // SAFETY: same layout argument as `as_local_q8_0`.
-    unsafe { std::slice::from_raw_parts(blocks.as_ptr() as *const q8::BlockQ8_0, blocks.len()) }
-}
-
 /// Quantizes `m` activation rows of length `cols` into `per_row` dot-product blocks each.
 fn quantize_rows<B: Clone + Send>(
     x: &[f32],
@@ -368,8 +350,9 @@ unsafe impl Sync for SharedOut {}
 
 /// Weight rows per task on the one-dot-per-row path.
 const ROWS_PER_TASK: usize = 16;
-/// From this many activation rows on, the tile kernel beats one dot product per row pair.
-const TILE_MIN_TOKENS: usize = 16;
+/// From this many activation rows on, unpacking weights into tiles pays off; below it the
+/// row kernel runs (both give bit-identical results).
+const TILE_MIN_TOKENS: usize = 4;
 /// Activation rows visited per weight row before moving on (cache blocking).
 const TOKENS_PER_TILE: usize = 32;
 /// Below this many multiply-adds a product runs on the calling thread: waking the pool
@@ -405,7 +388,7 @@ mod tests {
             QuantType::Q8_0 => BlockQ8_0::from_float(&vals, cast_blocks_mut(&mut bytes)),
             QuantType::Q4_0 => BlockQ4_0::from_float(&vals, cast_blocks_mut(&mut bytes)),
             QuantType::Q4_1 => {
-                let blocks: &mut [BlockQ4_1] = cast_blocks_mut(&mut bytes);
+                let blocks: &mut [crate::q4_1::BlockQ4_1] = cast_blocks_mut(&mut bytes);
                 for (b, chunk) in blocks.iter_mut().zip(vals.chunks_exact(32)) {
                     let (lo, hi) = chunk.iter().fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
                     let d = (hi - lo) / 15.0;

@@ -171,6 +171,13 @@ fn scaled_sum(dtype: QuantType, bytes: &[u8], acts: &[i8], group: usize, sc: &[i
     isums.iter().zip(sc).take(SPAN / group).map(|(i, s)| i * s).sum()
 }
 
+/// The four 64-code vectors of up to 256 elements of weight blocks (AVX-512 CPUs only).
+#[cfg(target_arch = "x86_64")]
+pub(crate) unsafe fn span_codes(dtype: QuantType, bytes: &[u8]) -> [std::arch::x86_64::__m512i; 4] {
+    // SAFETY: the caller checked avx512f/bw; `bytes` holds whole blocks of `dtype`.
+    unsafe { x86::codes(dtype, bytes) }
+}
+
 /// Integer group sums of up to 256 elements of weight blocks against activations (256
 /// values, zero past the row's end).
 fn span_sums(dtype: QuantType, bytes: &[u8], acts: &[i8], group: usize, out: &mut [i32; SPAN / 16]) {
@@ -386,19 +393,10 @@ mod x86 {
         (_mm_cvtsi128_si32(both), _mm_extract_epi32(both, 1))
     }
 
-    /// Q4_K's eight 6-bit scales and mins as bytes (llama.cpp's bit shuffle of the 12 bytes).
     #[inline]
     fn q4k_scales(block: &[u8]) -> (u64, u64) {
-        let word = |i: usize| u32::from_le_bytes([block[4 + 4 * i], block[5 + 4 * i], block[6 + 4 * i], block[7 + 4 * i]]);
-        let (w0, w1, w2) = (word(0), word(1), word(2));
-        const LOW6: u32 = 0x3f3f_3f3f;
-        const LOW4: u32 = 0x0f0f_0f0f;
-        const LOW2: u32 = 0x0303_0303;
-        let sc_lo = w0 & LOW6;
-        let sc_hi = (w2 & LOW4) | (((w0 >> 6) & LOW2) << 4);
-        let mn_lo = w1 & LOW6;
-        let mn_hi = ((w2 >> 4) & LOW4) | (((w1 >> 6) & LOW2) << 4);
-        (sc_lo as u64 | (sc_hi as u64) << 32, mn_lo as u64 | (mn_hi as u64) << 32)
+        let (sc, mn) = crate::tile::q4k_scale_bytes(block);
+        (u64::from_le_bytes(sc), u64::from_le_bytes(mn))
     }
 
     /// Integer group sums weighted by `sc`, for one K-quant superblock: no per-group
@@ -449,7 +447,7 @@ mod x86 {
     /// The four 64-byte code vectors of a span, straight from the GGUF bytes.
     #[target_feature(enable = "avx512f,avx512bw,avx2")]
     #[inline]
-    unsafe fn codes(dtype: QuantType, bytes: &[u8]) -> [__m512i; 4] {
+    pub(crate) unsafe fn codes(dtype: QuantType, bytes: &[u8]) -> [__m512i; 4] {
         match dtype {
             QuantType::Q4K => q4k_codes(bytes),
             QuantType::Q6K => q6k_codes(bytes),

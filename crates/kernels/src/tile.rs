@@ -131,17 +131,48 @@ impl Tile {
         }
     }
 
+    /// The scalar unpacking, for comparison in tests.
+    #[cfg(test)]
+    fn fill_portable(&mut self, dtype: QuantType, rows: &[&[u8]]) {
+        self.q.fill(0);
+        for (r, bytes) in rows.iter().enumerate() {
+            let p = &mut self.row;
+            unpack_row(dtype, bytes, &mut p.q, &mut p.sc, &mut p.mn, &mut p.d, &mut p.neg_dmin);
+            for (e4, chunk) in p.q.chunks_exact(4).enumerate() {
+                let at = (e4 * TILE_ROWS + r) * 4;
+                self.q[at..at + 4].copy_from_slice(chunk);
+            }
+        }
+    }
+
     /// Unpacks `rows` (at most 16) consecutive rows of GGUF blocks; missing rows are zero.
     pub fn fill(&mut self, dtype: QuantType, rows: &[&[u8]]) {
         assert!(rows.len() <= TILE_ROWS);
         if rows.len() < TILE_ROWS {
-            self.q.fill(0);
+            if !cfg!(target_arch = "x86_64") || !crate::cpu::has_avx512_vnni() {
+                self.q.fill(0); // the SIMD fill writes zero rows itself
+            }
             self.sc.fill(0);
             self.mn.fill(0);
             self.d.fill(0.0);
             self.neg_dmin.fill(0.0);
         }
         let (n_groups, n_blocks) = (self.k / self.group, self.k / self.block);
+        #[cfg(target_arch = "x86_64")]
+        let simd = crate::cpu::has_avx512_vnni();
+        #[cfg(not(target_arch = "x86_64"))]
+        let simd = false;
+        if simd {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: avx512f/bw/vnni are present (checked); rows hold k elements each.
+            unsafe {
+                crate::tile_avx512::fill_codes_vnni(self, dtype, rows)
+            };
+        }
+        if simd {
+            self.fill_params(dtype, rows);
+            return;
+        }
         for (r, bytes) in rows.iter().enumerate() {
             let p = &mut self.row;
             unpack_row(dtype, bytes, &mut p.q, &mut p.sc, &mut p.mn, &mut p.d, &mut p.neg_dmin);
@@ -156,6 +187,31 @@ impl Tile {
             for b in 0..n_blocks {
                 self.d[b * TILE_ROWS + r] = p.d[b];
                 self.neg_dmin[b * TILE_ROWS + r] = p.neg_dmin[b];
+            }
+        }
+    }
+
+    /// Writes the scales of `rows` straight into the `[group][row]` and `[block][row]` arrays.
+    fn fill_params(&mut self, dtype: QuantType, rows: &[&[u8]]) {
+        let (size, groups) = (dtype.block_bytes(), groups_per_block(dtype));
+        let (mut sc, mut mn) = ([0i32; 16], [0i32; 16]);
+        for (r, bytes) in rows.iter().enumerate() {
+            for (b, block) in bytes.chunks_exact(size).enumerate() {
+                let (d, neg_dmin) = match dtype {
+                    QuantType::Q4K => {
+                        let (s8, m8) = q4k_scale_bytes(block);
+                        for g in 0..8 {
+                            (sc[g], mn[g]) = (s8[g] as i32, m8[g] as i32);
+                        }
+                        superblock_scales(dtype, block)
+                    }
+                    _ => block_params(dtype, block, &mut sc, &mut mn),
+                };
+                for g in 0..groups {
+                    let at = (b * groups + g) * TILE_ROWS + r;
+                    (self.sc[at], self.mn[at]) = (sc[g], mn[g]);
+                }
+                (self.d[b * TILE_ROWS + r], self.neg_dmin[b * TILE_ROWS + r]) = (d, neg_dmin);
             }
         }
     }
@@ -284,6 +340,21 @@ pub(crate) fn unpack_codes(dtype: QuantType, block: &[u8], q: &mut [u8]) {
     }
 }
 
+/// Q4_K's eight 6-bit scales and mins as bytes, all at once (llama.cpp's bit shuffle of the
+/// 12 packed bytes); the same values as `k4_scale_min`.
+#[inline]
+pub(crate) fn q4k_scale_bytes(block: &[u8]) -> ([u8; 8], [u8; 8]) {
+    let word = |i: usize| u32::from_le_bytes([block[4 + 4 * i], block[5 + 4 * i], block[6 + 4 * i], block[7 + 4 * i]]);
+    let (w0, w1, w2) = (word(0), word(1), word(2));
+    const LOW6: u32 = 0x3f3f_3f3f;
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const LOW2: u32 = 0x0303_0303;
+    let sc_hi = (w2 & LOW4) | (((w0 >> 6) & LOW2) << 4);
+    let mn_hi = ((w2 >> 4) & LOW4) | (((w1 >> 6) & LOW2) << 4);
+    let join = |lo: u32, hi: u32| (lo as u64 | (hi as u64) << 32).to_le_bytes();
+    (join(w0 & LOW6, sc_hi), join(w1 & LOW6, mn_hi))
+}
+
 /// Q4_K's packed 6-bit scale and min of sub-block j.
 fn k4_scale_min(j: usize, s: &[u8]) -> (u8, u8) {
     if j < 4 {
@@ -366,6 +437,9 @@ mod tests {
                 let refs: Vec<&[u8]> = row_bytes.iter().map(|r| r.as_slice()).collect();
                 let mut tile = Tile::new(k, group, block);
                 tile.fill(dtype, &refs);
+                let mut portable = Tile::new(k, group, block);
+                portable.fill_portable(dtype, &refs);
+                assert_eq!(tile.q, portable.q, "{dtype} rows {rows}: SIMD tile codes");
                 let x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-4.0..4.0)).collect();
                 let acts = QuantActs::quantize(&x, m, k, block, group);
                 let mut fast = vec![0f32; m * TILE_ROWS];

@@ -68,3 +68,70 @@ unsafe fn tokens<const T: usize>(tile: &Tile, acts: &QuantActs, t0: usize, out: 
         _mm512_storeu_ps(out.as_mut_ptr().add((t0 + i) * TILE_ROWS), *sum);
     }
 }
+
+/// Fills a tile from up to 16 rows: each row's 64-code vectors come from `rowdot`'s SIMD
+/// decoders, and a 16x16 transpose of 4-byte units interleaves them row by row.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,f16c")]
+pub(crate) unsafe fn fill_codes_vnni(tile: &mut Tile, dtype: crate::QuantType, rows: &[&[u8]]) {
+    const SPAN: usize = 256;
+    let k = tile.k;
+    let mut columns = [[_mm512_setzero_si512(); TILE_ROWS]; 4];
+    for start in (0..k).step_by(SPAN) {
+        let n = SPAN.min(k - start);
+        for (r, row) in rows.iter().enumerate() {
+            let bytes = &row[dtype.bytes_for(start)..dtype.bytes_for(start + n)];
+            let codes = crate::rowdot::span_codes(dtype, bytes);
+            for (chunk, v) in codes.iter().enumerate() {
+                columns[chunk][r] = *v;
+            }
+        }
+        for r in rows.len()..TILE_ROWS {
+            for chunk in &mut columns {
+                chunk[r] = _mm512_setzero_si512();
+            }
+        }
+        for (chunk, vectors) in columns.iter().enumerate() {
+            if chunk * 64 >= n {
+                break;
+            }
+            let out = transpose_dwords(vectors);
+            let base = (start + chunk * 64) / 4;
+            for (j, v) in out.iter().enumerate().take((n - chunk * 64).min(64) / 4) {
+                // SAFETY: dword base + j < k / 4, so 64 bytes at (base + j) * 64 are inside q.
+                _mm512_storeu_si512(tile.q.as_mut_ptr().add((base + j) * 64) as *mut _, *v);
+            }
+        }
+    }
+}
+
+/// 16 vectors of 16 dwords (one per row) into 16 vectors of the same dword of every row.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn transpose_dwords(r: &[__m512i; 16]) -> [__m512i; 16] {
+    let mut t = [_mm512_setzero_si512(); 16];
+    for p in 0..8 {
+        t[2 * p] = _mm512_unpacklo_epi32(r[2 * p], r[2 * p + 1]);
+        t[2 * p + 1] = _mm512_unpackhi_epi32(r[2 * p], r[2 * p + 1]);
+    }
+    // u[4q + c]: lane L holds column 4L + c of rows 4q .. 4q + 4
+    let mut u = [_mm512_setzero_si512(); 16];
+    for q in 0..4 {
+        let (a, b, c, d) = (t[4 * q], t[4 * q + 1], t[4 * q + 2], t[4 * q + 3]);
+        u[4 * q] = _mm512_unpacklo_epi64(a, c);
+        u[4 * q + 1] = _mm512_unpackhi_epi64(a, c);
+        u[4 * q + 2] = _mm512_unpacklo_epi64(b, d);
+        u[4 * q + 3] = _mm512_unpackhi_epi64(b, d);
+    }
+    let mut out = [_mm512_setzero_si512(); 16];
+    for c in 0..4 {
+        let p01 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44);
+        let p23 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
+        let q01 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44);
+        let q23 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
+        out[c] = _mm512_shuffle_i32x4(p01, q01, 0x88);
+        out[4 + c] = _mm512_shuffle_i32x4(p01, q01, 0xDD);
+        out[8 + c] = _mm512_shuffle_i32x4(p23, q23, 0x88);
+        out[12 + c] = _mm512_shuffle_i32x4(p23, q23, 0xDD);
+    }
+    out
+}

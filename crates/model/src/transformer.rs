@@ -61,6 +61,9 @@ pub struct Model {
     /// `None` when the output projection is tied to the embedding.
     output: Option<Linear>,
     rope: Rope,
+    /// Activation buffers kept between passes, so steady-state steps allocate (and fault in)
+    /// no fresh pages.
+    scratch: std::sync::Mutex<Scratch>,
 }
 
 impl Model {
@@ -101,6 +104,7 @@ impl Model {
             rope,
             config,
             file,
+            scratch: std::sync::Mutex::new(Scratch::default()),
         })
     }
 
@@ -144,17 +148,21 @@ impl Model {
         hearth_kernels::threads::install(|| {
             let c = &self.config;
             let total: usize = spans.iter().map(|s| s.tokens.len()).sum();
-            let mut x = vec![0f32; total * c.hidden];
+            let mut guard = self.scratch.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let scratch = &mut *guard;
+            let mut x = std::mem::take(&mut scratch.x);
+            x.resize(total * c.hidden, 0.0);
             let embed = self.embed.matrix();
             for (row, &tok) in x.chunks_exact_mut(c.hidden).zip(spans.iter().flat_map(|s| s.tokens)) {
                 embed.dequantize_row(tok as usize, row);
             }
-            let mut scratch = Scratch::default();
             for (li, layer) in self.layers.iter().enumerate() {
-                self.attention_block(li, layer, &mut x, spans, kv, &mut scratch);
-                self.ffn_block(layer, &mut x, total, &mut scratch);
+                self.attention_block(li, layer, &mut x, spans, kv, scratch);
+                self.ffn_block(layer, &mut x, total, scratch);
             }
-            Ok(self.logits(&x, spans))
+            let logits = self.logits(&x, spans);
+            scratch.x = x;
+            Ok(logits)
         })
     }
 
@@ -226,9 +234,11 @@ impl Model {
 
     /// Final norm and output projection, only for the rows that spans asked for.
     fn logits(&self, x: &[f32], spans: &[BatchSpan<'_>]) -> Vec<Vec<f32>> {
-        let h = self.config.hidden;
+        let (h, vocab) = (self.config.hidden, self.config.vocab_size);
+        // the wanted rows of every span, gathered for ONE product with the output matrix
         let mut row = 0;
-        let mut out = Vec::with_capacity(spans.len());
+        let mut counts = Vec::with_capacity(spans.len());
+        let mut hidden = Vec::new();
         for span in spans {
             let n = span.tokens.len();
             let rows = match span.logits {
@@ -237,27 +247,37 @@ impl Model {
                 LogitsWanted::All => row..row + n,
             };
             row += n;
-            let mut hidden = x[rows.start * h..rows.end * h].to_vec();
+            hidden.extend_from_slice(&x[rows.start * h..rows.end * h]);
+            counts.push(rows.len());
+        }
+        let total: usize = counts.iter().sum();
+        let mut logits = Vec::new();
+        if total > 0 {
             rms_norm_rows(&mut hidden, &self.output_norm, self.config.rms_eps);
-            let mut logits = Vec::new();
-            if !rows.is_empty() {
-                match &self.output {
-                    Some(linear) => linear.forward(&hidden, rows.len(), &mut logits),
-                    None => {
-                        logits.resize(rows.len() * self.config.vocab_size, 0.0);
-                        self.embed.matrix().matmul(&hidden, rows.len(), &mut logits);
-                    }
+            match &self.output {
+                Some(linear) => linear.forward(&hidden, total, &mut logits),
+                None => {
+                    logits.resize(total * vocab, 0.0);
+                    self.embed.matrix().matmul(&hidden, total, &mut logits);
                 }
             }
-            out.push(logits);
         }
-        out
+        let mut rest = logits.as_slice();
+        counts
+            .into_iter()
+            .map(|n| {
+                let (mine, tail) = rest.split_at(n * vocab);
+                rest = tail;
+                mine.to_vec()
+            })
+            .collect()
     }
 }
 
 /// Activation buffers reused across the layers of one forward pass.
 #[derive(Default)]
 struct Scratch {
+    x: Vec<f32>,
     normed: Vec<f32>,
     q: Vec<f32>,
     k: Vec<f32>,
