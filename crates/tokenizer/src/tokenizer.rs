@@ -77,6 +77,11 @@ impl Tokenizer {
         Ok(Tokenizer { inner, bos, eos, end_of_generation, chat_template })
     }
 
+    /// The tokenizer in Hugging Face's `tokenizer.json` format.
+    pub fn to_json(&self) -> Result<String, TokenizerError> {
+        self.inner.to_string(false).map_err(|e| TokenizerError::Tokenizers(e.to_string()))
+    }
+
     /// Token ids of `text`; special-token texts in it become their special ids. Adds no BOS.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
         let enc = self.inner.encode_fast(text, false).map_err(|e| TokenizerError::Tokenizers(e.to_string()))?;

@@ -60,3 +60,25 @@ fn end_of_generation_tokens_are_known() {
     let im_end = smol.encode("<|im_end|>").unwrap();
     assert!(smol.end_of_generation().contains(&im_end[0]));
 }
+
+#[test]
+fn tokenizer_json_directory_round_trips() {
+    let (tok, _) = load(QWEN);
+    let dir = std::env::temp_dir().join(format!("hearth-tokdir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("tokenizer.json"), tok.to_json().unwrap()).unwrap();
+    let config = serde_json::json!({
+        "eos_token": "<|im_end|>",
+        "chat_template": tok.chat_template().unwrap(),
+    });
+    std::fs::write(dir.join("tokenizer_config.json"), config.to_string()).unwrap();
+    let from_dir = Tokenizer::from_dir(&dir).unwrap();
+    for case in tokenization_cases().into_iter().filter(|c| c.model == QWEN) {
+        assert_eq!(from_dir.encode(&case.text).unwrap(), case.ids, "{:?}", case.text);
+    }
+    assert_eq!(from_dir.chat_template(), tok.chat_template());
+    assert!(from_dir.end_of_generation().contains(&from_dir.encode("<|im_end|>").unwrap()[0]));
+    let missing = Tokenizer::from_dir(&dir.join("nope")).err().expect("no tokenizer.json there");
+    assert!(missing.to_string().contains("tokenizer.json"), "{missing}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
