@@ -34,7 +34,7 @@ impl std::fmt::Display for LayoutError {
 impl<'a> QMatrix<'a> {
     /// Views `data` as a matrix; checks size, row divisibility and alignment.
     pub fn new(dtype: QuantType, rows: usize, cols: usize, data: &'a [u8]) -> Result<Self, LayoutError> {
-        if cols % dtype.block_len() != 0 {
+        if !cols.is_multiple_of(dtype.block_len()) {
             return Err(LayoutError(format!("row length {cols} is not a multiple of the {dtype} block {}", dtype.block_len())));
         }
         let expected = rows * dtype.bytes_for(cols);
@@ -42,7 +42,7 @@ impl<'a> QMatrix<'a> {
             return Err(LayoutError(format!("{dtype} matrix {rows}x{cols} needs {expected} bytes, got {}", data.len())));
         }
         let is_float = matches!(dtype, QuantType::F32 | QuantType::F16 | QuantType::BF16);
-        if !is_float && data.as_ptr() as usize % 2 != 0 {
+        if !is_float && !(data.as_ptr() as usize).is_multiple_of(2) {
             return Err(LayoutError(format!("{dtype} data is not aligned")));
         }
         if !is_supported(dtype) {

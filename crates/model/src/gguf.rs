@@ -457,7 +457,7 @@ fn tensor_byte_size(name: &str, dims: &[u64], dtype: QuantType) -> Result<u64, S
     let n = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
     let n = n.filter(|&n| n < (1u64 << 40)).ok_or_else(|| format!("tensor `{name}` has absurd dims {dims:?}"))?;
     let block = dtype.block_len() as u64;
-    if dims[0] % block != 0 {
+    if !dims[0].is_multiple_of(block) {
         return Err(format!(
             "tensor `{name}`: row length {} is not a multiple of the {dtype} block size {block}",
             dims[0]

@@ -17,7 +17,7 @@ fn sip(salt: u64, parent: Option<BlockHash>, tokens: &[u32]) -> u64 {
 
 impl BlockHash {
     pub fn of(parent: Option<BlockHash>, tokens: &[u32]) -> Self {
-        BlockHash(sip(0x6865_6172_7468, parent, tokens), sip(0x6b76_6361_6368_65, parent, tokens))
+        BlockHash(sip(0x6865_6172_7468, parent, tokens), sip(0x006b_7663_6163_6865, parent, tokens))
     }
 }
 
