@@ -1,5 +1,5 @@
 //! AVX-512 VNNI kernel for the tile product: 16 weight rows in the lanes of one register,
-//! several tokens at a time; integer group sums scaled by integer group scales, then per
+//! eight (or four, or one) tokens at a time; integer group sums scaled by integer group scales, then per
 //! block the same float steps as `tile::add_block`.
 
 #![cfg(target_arch = "x86_64")]
@@ -12,6 +12,10 @@ use crate::tile::{QuantActs, Tile, TILE_ROWS};
 #[target_feature(enable = "avx512f,avx512vnni")]
 pub(crate) unsafe fn tile_matmul_vnni(tile: &Tile, acts: &QuantActs, m: usize, out: &mut [f32]) {
     let mut t = 0;
+    while t + 8 <= m {
+        tokens::<8>(tile, acts, t, out);
+        t += 8;
+    }
     while t + 4 <= m {
         tokens::<4>(tile, acts, t, out);
         t += 4;
@@ -34,8 +38,8 @@ unsafe fn tokens<const T: usize>(tile: &Tile, acts: &QuantActs, t0: usize, out: 
     let mut total = [_mm512_setzero_ps(); T];
     for b in 0..n_blocks {
         let mut sum_a = [_mm512_setzero_si512(); T];
-        let mut sum_m = [_mm512_setzero_si512(); T];
-        for g in b * groups_per_block..(b + 1) * groups_per_block {
+        let groups = b * groups_per_block..(b + 1) * groups_per_block;
+        for g in groups.clone() {
             let mut isum = [_mm512_setzero_si512(); T];
             for s in 0..steps {
                 let e4 = g * steps + s;
@@ -47,9 +51,15 @@ unsafe fn tokens<const T: usize>(tile: &Tile, acts: &QuantActs, t0: usize, out: 
                 }
             }
             let sc = _mm512_loadu_si512(tile.sc.as_ptr().add(g * TILE_ROWS) as *const _);
-            let mn = _mm512_loadu_si512(tile.mn.as_ptr().add(g * TILE_ROWS) as *const _);
             for i in 0..T {
                 sum_a[i] = _mm512_add_epi32(sum_a[i], _mm512_mullo_epi32(isum[i], sc));
+            }
+        }
+        // M after A, so fewer registers are live inside the group loop
+        let mut sum_m = [_mm512_setzero_si512(); T];
+        for g in groups {
+            let mn = _mm512_loadu_si512(tile.mn.as_ptr().add(g * TILE_ROWS) as *const _);
+            for i in 0..T {
                 let group_sum = _mm512_set1_epi32(*acts.group_sum.get_unchecked((t0 + i) * n_groups + g));
                 sum_m[i] = _mm512_add_epi32(sum_m[i], _mm512_mullo_epi32(mn, group_sum));
             }
