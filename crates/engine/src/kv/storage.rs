@@ -2,19 +2,21 @@
 //! and written through each sequence's block table.
 
 use half::f16;
-use half::slice::HalfFloatSliceExt;
+use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 use hearth_kernels::attention::KvRows;
 use hearth_model::{KvStore, ModelConfig};
 
 use super::BlockId;
 
-/// Keys and values of every block, layer-major: `[layer][block][slot][kv_width]`.
+/// Keys and values of every block, layer-major: `[layer][block][slot][kv_width]`, as f16
+/// bit patterns (allocated zeroed by the OS, so untouched blocks cost no resident memory and
+/// startup does not write gigabytes).
 pub struct PagedKv {
     n_blocks: usize,
     block_size: usize,
     kv_width: usize,
-    keys: Vec<f16>,
-    values: Vec<f16>,
+    keys: Vec<u16>,
+    values: Vec<u16>,
 }
 
 impl PagedKv {
@@ -25,7 +27,7 @@ impl PagedKv {
 
     pub fn new(config: &ModelConfig, n_blocks: usize, block_size: usize) -> Self {
         let len = config.n_layers * n_blocks * block_size * config.kv_width();
-        PagedKv { n_blocks, block_size, kv_width: config.kv_width(), keys: vec![f16::ZERO; len], values: vec![f16::ZERO; len] }
+        PagedKv { n_blocks, block_size, kv_width: config.kv_width(), keys: vec![0u16; len], values: vec![0u16; len] }
     }
 
     pub fn block_size(&self) -> usize {
@@ -59,11 +61,11 @@ pub struct PagedRows<'a> {
 impl KvRows for PagedRows<'_> {
     fn key_row(&self, pos: usize) -> &[f16] {
         let at = self.kv.offset(self.layer, self.table, pos);
-        &self.kv.keys[at..at + self.kv.kv_width]
+        self.kv.keys[at..at + self.kv.kv_width].reinterpret_cast()
     }
     fn value_row(&self, pos: usize) -> &[f16] {
         let at = self.kv.offset(self.layer, self.table, pos);
-        &self.kv.values[at..at + self.kv.kv_width]
+        self.kv.values[at..at + self.kv.kv_width].reinterpret_cast()
     }
 }
 
@@ -78,8 +80,8 @@ impl KvStore for PagedBatch<'_> {
         let table = self.tables[seq];
         for (i, (k, v)) in keys.chunks_exact(width).zip(values.chunks_exact(width)).enumerate() {
             let at = self.kv.offset(layer, table, start + i);
-            self.kv.keys[at..at + width].convert_from_f32_slice(k);
-            self.kv.values[at..at + width].convert_from_f32_slice(v);
+            self.kv.keys[at..at + width].reinterpret_cast_mut::<f16>().convert_from_f32_slice(k);
+            self.kv.values[at..at + width].reinterpret_cast_mut::<f16>().convert_from_f32_slice(v);
         }
     }
 
