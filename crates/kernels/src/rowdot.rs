@@ -76,6 +76,15 @@ fn rows_dot_impl(
     for v in [&mut scratch.d, &mut scratch.neg_dmin] {
         v.resize(v.len().max(n_blocks * ROWS), 0.0);
     }
+    #[cfg(target_arch = "x86_64")]
+    if simd && tokens.len() == 1 && crate::cpu::has_avx512_vnni() && !matches!(dtype, QuantType::Q4K | QuantType::Q6K) {
+        // one token of small blocks: the float chain runs inline, nothing goes through scratch
+        for (r, row) in rows.iter().enumerate() {
+            // SAFETY: avx512f/bw/vnni are present (checked); the row holds k elements.
+            out[r] = unsafe { x86::small_block_row_single(dtype, row, acts, tokens.start) };
+        }
+        return;
+    }
     for (r, row) in rows.iter().enumerate() {
         #[cfg(target_arch = "x86_64")]
         if simd && crate::cpu::has_avx512_vnni() {
@@ -255,6 +264,49 @@ mod x86 {
             QuantType::Q4_0 => small_blocks::<Q4_0>(row, acts, tokens, r, out),
             _ => small_blocks::<Q8_0>(row, acts, tokens, r, out),
         }
+    }
+
+    /// `dot(row, activation row t)` for 32-element blocks, the float steps done inline in
+    /// block order (the same `tile::add_block` sequence as every other path).
+    pub(super) unsafe fn small_block_row_single(dtype: QuantType, row: &[u8], acts: &QuantActs, t: usize) -> f32 {
+        match dtype {
+            QuantType::Q4_1 => small_blocks_single::<Q4_1>(row, acts, t),
+            QuantType::Q4_0 => small_blocks_single::<Q4_0>(row, acts, t),
+            _ => small_blocks_single::<Q8_0>(row, acts, t),
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,f16c")]
+    unsafe fn small_blocks_single<K: SmallBlock>(row: &[u8], acts: &QuantActs, t: usize) -> f32 {
+        let (size, k) = (K::SIZE, acts.k);
+        let n_blocks = k / 32;
+        assert!(row.len() >= n_blocks * size && (t + 1) * k <= acts.q.len());
+        let a_row = &acts.q[t * k..(t + 1) * k];
+        let (scales, sums) = (&acts.scale[t * n_blocks..(t + 1) * n_blocks], &acts.group_sum[t * n_blocks..(t + 1) * n_blocks]);
+        let mut padded = [0i8; SPAN];
+        let mut isums = [0i32; SPAN / 16];
+        let mut total = 0f32;
+        for start in (0..n_blocks).step_by(8) {
+            let n = 8.min(n_blocks - start);
+            let bytes = &row[start * size..(start + n) * size];
+            let block = |i: usize| &bytes[if i < n { i } else { 0 } * size..][..size];
+            let code: [__m512i; 4] = std::array::from_fn(|c| K::pair(block(2 * c), block(2 * c + 1)));
+            let a = if n == 8 {
+                &a_row[start * 32..start * 32 + SPAN]
+            } else {
+                padded[..n * 32].copy_from_slice(&a_row[start * 32..(start + n) * 32]);
+                padded[n * 32..].fill(0);
+                &padded[..]
+            };
+            reduce_groups(dots(code, a), 32, &mut isums);
+            for i in 0..n {
+                let b = &bytes[i * size..(i + 1) * size];
+                let d = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+                let (a_i, m_i, dx) = (isums[i], sums[start + i], scales[start + i]);
+                total = crate::tile::add_block(total, a_i, m_i, d, K::neg_dmin(b, d), dx);
+            }
+        }
+        total
     }
 
     /// How one 32-element block type decodes (monomorphized, so the loops are branch-free).
