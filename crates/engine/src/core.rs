@@ -44,10 +44,6 @@ impl EngineCore {
         }
     }
 
-    pub fn tokenizer(&self) -> &Arc<Tokenizer> {
-        &self.tokenizer
-    }
-
     pub fn add(&mut self, request: Request) {
         self.sched.add(request);
         self.publish_gauges();
@@ -136,10 +132,14 @@ impl EngineCore {
     fn retire_finished(&mut self) {
         let finished = self.sched.finish_where(&mut self.pool, |r| r.is_done());
         for mut request in finished {
-            let reason = request.processor.finish_reason().unwrap_or(FinishReason::Abort);
-            if reason == FinishReason::Abort && request.processor.finish_reason().is_none() {
-                request.processor.abort(&self.tokenizer);
-            }
+            let reason = match request.processor.finish_reason() {
+                Some(reason) => reason,
+                None => {
+                    // the client went away mid-generation
+                    request.processor.abort(&self.tokenizer);
+                    FinishReason::Abort
+                }
+            };
             request.emit_finished(reason, &self.metrics);
         }
     }

@@ -1,4 +1,5 @@
-//! The inference engine: sampling and generation over a loaded model.
+//! The inference engine: sampling, single-sequence generation, and the continuous-batching
+//! engine (paged KV cache with prefix caching, scheduler, core thread, request streams).
 
 pub mod bundle;
 pub mod config;
