@@ -289,24 +289,36 @@ mod x86 {
         for start in (0..n_blocks).step_by(8) {
             let n = 8.min(n_blocks - start);
             let bytes = &row[start * size..(start + n) * size];
+            // blocks past the end repeat the first one; their activations are zero
             let block = |i: usize| &bytes[if i < n { i } else { 0 } * size..][..size];
             let code: [__m512i; 4] = std::array::from_fn(|c| K::pair(block(2 * c), block(2 * c + 1)));
-            let a = if n == 8 {
-                &a_row[start * 32..start * 32 + SPAN]
-            } else {
-                padded[..n * 32].copy_from_slice(&a_row[start * 32..(start + n) * 32]);
-                padded[n * 32..].fill(0);
-                &padded[..]
-            };
-            reduce_groups(dots(code, a), 32, &mut isums);
+            reduce_groups(dots(code, span_acts(a_row, start, n, &mut padded)), 32, &mut isums);
             for i in 0..n {
-                let b = &bytes[i * size..(i + 1) * size];
-                let d = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+                let (d, neg_dmin) = small_block_scales::<K>(&bytes[i * size..(i + 1) * size]);
                 let (a_i, m_i, dx) = (isums[i], sums[start + i], scales[start + i]);
-                total = crate::tile::add_block(total, a_i, m_i, d, K::neg_dmin(b, d), dx);
+                total = crate::tile::add_block(total, a_i, m_i, d, neg_dmin, dx);
             }
         }
         total
+    }
+
+    /// The 256 activations of blocks `start .. start + n` of a row, zero-padded past `n`.
+    #[inline]
+    fn span_acts<'a>(a_row: &'a [i8], start: usize, n: usize, padded: &'a mut [i8; SPAN]) -> &'a [i8] {
+        if n == 8 {
+            &a_row[start * 32..start * 32 + SPAN]
+        } else {
+            padded[..n * 32].copy_from_slice(&a_row[start * 32..(start + n) * 32]);
+            padded[n * 32..].fill(0);
+            &padded[..]
+        }
+    }
+
+    /// (d, -dmin) of one block, as `tile::block_params` gives them.
+    #[inline]
+    fn small_block_scales<K: SmallBlock>(block: &[u8]) -> (f32, f32) {
+        let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
+        (d, K::neg_dmin(block, d))
     }
 
     /// How one 32-element block type decodes (monomorphized, so the loops are branch-free).
@@ -363,21 +375,13 @@ mod x86 {
             let block = |i: usize| &bytes[if i < n { i } else { 0 } * size..][..size];
             let code: [__m512i; 4] = std::array::from_fn(|c| K::pair(block(2 * c), block(2 * c + 1)));
             for i in 0..n {
-                let b = &bytes[i * size..(i + 1) * size];
-                let d = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+                let (d, neg_dmin) = small_block_scales::<K>(&bytes[i * size..(i + 1) * size]);
                 *out.d.get_unchecked_mut((start + i) * super::ROWS + r) = d;
-                *out.neg_dmin.get_unchecked_mut((start + i) * super::ROWS + r) = K::neg_dmin(b, d);
+                *out.neg_dmin.get_unchecked_mut((start + i) * super::ROWS + r) = neg_dmin;
             }
             for (j, t) in tokens.clone().enumerate() {
                 let a_row = &acts.q[t * k..(t + 1) * k];
-                let a = if n == 8 {
-                    &a_row[start * 32..start * 32 + SPAN]
-                } else {
-                    padded[..n * 32].copy_from_slice(&a_row[start * 32..(start + n) * 32]);
-                    padded[n * 32..].fill(0);
-                    &padded[..]
-                };
-                reduce_groups(dots(code, a), 32, &mut isums);
+                reduce_groups(dots(code, span_acts(a_row, start, n, &mut padded)), 32, &mut isums);
                 for i in 0..n {
                     let at = (j * n_blocks + start + i) * super::ROWS + r;
                     *out.a.get_unchecked_mut(at) = isums[i];
