@@ -80,6 +80,8 @@ pub enum GenerateError {
     ContextOverflow { limit: usize, requested: usize, prompt: usize, completion: usize },
     #[error("invalid sampling parameters: {0}")]
     InvalidParams(String),
+    #[error("the engine has stopped")]
+    EngineStopped,
     #[error(transparent)]
     Model(#[from] ModelError),
 }

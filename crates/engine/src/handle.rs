@@ -137,7 +137,7 @@ impl EngineHandle {
         let internal = Request::new(id, processor, request.prompt, events_tx);
         commands
             .send(Command::Submit(Box::new(internal)))
-            .map_err(|_| GenerateError::InvalidParams("the engine has stopped".into()))?;
+            .map_err(|_| GenerateError::EngineStopped)?;
         Ok(RequestStream { id, events: events_rx, commands })
     }
 

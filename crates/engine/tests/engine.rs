@@ -136,5 +136,8 @@ fn shutdown_drains_in_flight_requests() {
         assert_eq!((tokens.len(), reason), (8, FinishReason::Length));
     }
     assert!(!engine.is_running());
-    assert!(engine.submit(greedy(vec![1, 2], 2)).is_err(), "a stopped engine refuses work");
+    assert!(
+        matches!(engine.submit(greedy(vec![1, 2], 2)), Err(hearth_engine::GenerateError::EngineStopped)),
+        "a stopped engine refuses work"
+    );
 }
