@@ -352,7 +352,7 @@ unsafe impl Sync for SharedOut {}
 const ROWS_PER_TASK: usize = 16;
 /// From this many activation rows on, unpacking weights into tiles pays off; below it the
 /// row kernel runs (both give bit-identical results).
-const TILE_MIN_TOKENS: usize = 4;
+const TILE_MIN_TOKENS: usize = 8;
 /// Activation rows visited per weight row before moving on (cache blocking).
 const TOKENS_PER_TILE: usize = 32;
 /// Below this many multiply-adds a product runs on the calling thread: waking the pool
