@@ -168,13 +168,6 @@ fn span_block_sums(dtype: QuantType, bytes: &[u8], acts: &[i8], group_sums: &[i3
 
 /// `sum over groups g of sc[g] * (codes . acts over g)` for one K-quant superblock.
 fn scaled_sum(dtype: QuantType, bytes: &[u8], acts: &[i8], group: usize, sc: &[i32; SPAN / 16]) -> i32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if crate::cpu::has_avx512_vnni() {
-            // SAFETY: avx512f/bw/vnni are present (checked); one full superblock, 256 acts.
-            return unsafe { x86::scaled_sum_vnni(dtype, bytes, acts, group, sc) };
-        }
-    }
     let mut isums = [0i32; SPAN / 16];
     span_sums(dtype, bytes, acts, group, &mut isums);
     isums.iter().zip(sc).take(SPAN / group).map(|(i, s)| i * s).sum()
@@ -188,17 +181,8 @@ pub(crate) unsafe fn span_codes(dtype: QuantType, bytes: &[u8]) -> [std::arch::x
 }
 
 /// Integer group sums of up to 256 elements of weight blocks against activations (256
-/// values, zero past the row's end).
+/// values, zero past the row's end); scalar, the reference the SIMD kernels must equal.
 fn span_sums(dtype: QuantType, bytes: &[u8], acts: &[i8], group: usize, out: &mut [i32; SPAN / 16]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if crate::cpu::has_avx512_vnni() {
-            // SAFETY: avx512f/bw/vnni are present (checked); `bytes` holds whole blocks of
-            // `dtype` covering at most 256 elements and `acts` holds 256 values.
-            unsafe { x86::span_sums_vnni(dtype, bytes, acts, group, out) };
-            return;
-        }
-    }
     let mut codes = [0u8; SPAN];
     let len = dtype.block_len();
     for (i, wblock) in bytes.chunks_exact(dtype.block_bytes()).enumerate() {
@@ -220,15 +204,6 @@ mod x86 {
     use crate::QuantType;
     use std::arch::x86_64::*;
     use std::ops::Range;
-
-    /// Builds the four 64-byte code vectors of a span straight from the GGUF bytes, takes
-    /// four VNNI dots, and reduces them per group.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
-    pub(super) unsafe fn span_sums_vnni(dtype: QuantType, bytes: &[u8], acts: &[i8], group: usize, out: &mut [i32; SPAN / 16]) {
-        assert!(acts.len() >= SPAN && !bytes.is_empty());
-        let d = dots(codes(dtype, bytes), acts);
-        reduce_groups(d, group, out);
-    }
 
     /// A, M, d and -dmin of every superblock of one K-quant row for `tokens`, into row
     /// lane `r` of the scratch; each superblock's codes and scales are decoded once.
@@ -292,7 +267,7 @@ mod x86 {
             // blocks past the end repeat the first one; their activations are zero
             let block = |i: usize| &bytes[if i < n { i } else { 0 } * size..][..size];
             let code: [__m512i; 4] = std::array::from_fn(|c| K::pair(block(2 * c), block(2 * c + 1)));
-            reduce_groups(dots(code, span_acts(a_row, start, n, &mut padded)), 32, &mut isums);
+            reduce_groups_of_32(dots(code, span_acts(a_row, start, n, &mut padded)), &mut isums);
             for i in 0..n {
                 let (d, neg_dmin) = small_block_scales::<K>(&bytes[i * size..(i + 1) * size]);
                 let (a_i, m_i, dx) = (isums[i], sums[start + i], scales[start + i]);
@@ -381,7 +356,7 @@ mod x86 {
             }
             for (j, t) in tokens.clone().enumerate() {
                 let a_row = &acts.q[t * k..(t + 1) * k];
-                reduce_groups(dots(code, span_acts(a_row, start, n, &mut padded)), 32, &mut isums);
+                reduce_groups_of_32(dots(code, span_acts(a_row, start, n, &mut padded)), &mut isums);
                 for i in 0..n {
                     let at = (j * n_blocks + start + i) * super::ROWS + r;
                     *out.a.get_unchecked_mut(at) = isums[i];
@@ -455,22 +430,6 @@ mod x86 {
         (u64::from_le_bytes(sc), u64::from_le_bytes(mn))
     }
 
-    /// Integer group sums weighted by `sc`, for one K-quant superblock: no per-group
-    /// reduction, one at the end (integer sums are exact in any order).
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
-    pub(super) unsafe fn scaled_sum_vnni(dtype: QuantType, bytes: &[u8], acts: &[i8], group: usize, sc: &[i32; SPAN / 16]) -> i32 {
-        assert!(acts.len() >= SPAN && !bytes.is_empty());
-        let d = dots(codes(dtype, bytes), acts);
-        let scales = _mm512_loadu_si512(sc.as_ptr() as *const _);
-        let mut acc = _mm512_setzero_si512();
-        let table = if group == 16 { &GROUP_OF_LANE_16 } else { &GROUP_OF_LANE_32 };
-        for (v, index) in d.iter().zip(table) {
-            let index = _mm512_loadu_si512(index.as_ptr() as *const _);
-            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(*v, _mm512_permutexvar_epi32(index, scales)));
-        }
-        _mm512_reduce_add_epi32(acc)
-    }
-
     /// Group of lane j of dot i: each dot covers 64 elements, a lane 4 of them.
     const fn group_of_lane(group: usize) -> [[i32; 16]; 4] {
         let mut table = [[0i32; 16]; 4];
@@ -490,7 +449,7 @@ mod x86 {
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[inline]
-    unsafe fn dots(codes: [__m512i; 4], acts: &[i8]) -> [__m512i; 4] {
+    pub(super) unsafe fn dots(codes: [__m512i; 4], acts: &[i8]) -> [__m512i; 4] {
         std::array::from_fn(|i| {
             // SAFETY: i < 4, so bytes i*64 .. i*64+64 of the 256 activations exist.
             unsafe {
@@ -600,29 +559,21 @@ mod x86 {
         _mm512_xor_si512(both, flip)
     }
 
-    /// Transposing reduction: 128-bit lane L of `u` holds, for dots 0..4, the sum of that
-    /// lane's four partial sums; groups of 16 are lanes, groups of 32 are lane pairs.
+    /// Sums of 32-element groups from four 64-byte dots: a transposing reduction leaves in
+    /// 128-bit lane L, for dots 0..4, the sum of that lane's four partial sums; groups 2i
+    /// and 2i+1 are lanes 0+1 and 2+3 of dot i.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn reduce_groups(v: [__m512i; 4], group: usize, out: &mut [i32; SPAN / 16]) {
+    pub(super) unsafe fn reduce_groups_of_32(v: [__m512i; 4], out: &mut [i32; SPAN / 16]) {
         let h0 = _mm512_add_epi32(_mm512_unpacklo_epi32(v[0], v[1]), _mm512_unpackhi_epi32(v[0], v[1]));
         let h1 = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2], v[3]), _mm512_unpackhi_epi32(v[2], v[3]));
         let u = _mm512_add_epi32(_mm512_unpacklo_epi64(h0, h1), _mm512_unpackhi_epi64(h0, h1));
+        let pairs = _mm512_add_epi32(u, _mm512_shuffle_i64x2(u, u, 0b10_11_00_01));
         let mut lanes = [0i32; 16];
-        if group == 16 {
-            _mm512_storeu_si512(lanes.as_mut_ptr() as *mut _, u);
-            for i in 0..4 {
-                for l in 0..4 {
-                    out[4 * i + l] = lanes[l * 4 + i];
-                }
-            }
-        } else {
-            let pairs = _mm512_add_epi32(u, _mm512_shuffle_i64x2(u, u, 0b10_11_00_01));
-            _mm512_storeu_si512(lanes.as_mut_ptr() as *mut _, pairs);
-            for i in 0..4 {
-                out[2 * i] = lanes[i];
-                out[2 * i + 1] = lanes[8 + i];
-            }
+        _mm512_storeu_si512(lanes.as_mut_ptr() as *mut _, pairs);
+        for i in 0..4 {
+            out[2 * i] = lanes[i];
+            out[2 * i + 1] = lanes[8 + i];
         }
     }
 }
@@ -635,7 +586,7 @@ mod tests {
     #[test]
     fn many_tokens_at_once_equal_one_at_a_time_with_and_without_simd() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(22);
-        for dtype in [QuantType::Q4K, QuantType::Q6K, QuantType::Q4_1, QuantType::Q8_0] {
+        for dtype in [QuantType::Q4K, QuantType::Q6K, QuantType::Q4_1, QuantType::Q4_0, QuantType::Q8_0] {
             let (group, block) = tile_layout(dtype).unwrap();
             let k = if block == 256 { 768 } else { 288 };
             let rows: Vec<Vec<u8>> = (0..5)
@@ -670,8 +621,14 @@ mod tests {
         }
     }
 
+    /// The SIMD code builders, VNNI dots and group reduction against the scalar unpacking and
+    /// sums, on random bytes, full and partial spans.
+    #[cfg(target_arch = "x86_64")]
     #[test]
-    fn simd_span_sums_equal_scalar() {
+    fn simd_span_codes_and_sums_equal_scalar() {
+        if !crate::cpu::has_avx512_vnni() {
+            return;
+        }
         let mut rng = rand::rngs::StdRng::seed_from_u64(21);
         for dtype in [QuantType::Q4K, QuantType::Q6K, QuantType::Q4_1, QuantType::Q4_0, QuantType::Q8_0] {
             let group = tile_layout(dtype).unwrap().0;
@@ -684,16 +641,27 @@ mod tests {
                 for a in &mut acts[..n] {
                     *a = rng.random_range(-127..=127);
                 }
-                let (mut fast, mut slow) = ([0i32; SPAN / 16], [0i32; SPAN / 16]);
-                span_sums(dtype, &bytes, &acts, group, &mut fast);
                 let mut codes = [0u8; SPAN];
                 let len = dtype.block_len();
                 for (i, b) in bytes.chunks_exact(dtype.block_bytes()).enumerate() {
                     unpack_codes(dtype, b, &mut codes[i * len..(i + 1) * len]);
                 }
+                // SAFETY: avx512f/bw/vnni are present (checked above).
+                let simd_codes = unsafe { span_codes(dtype, &bytes) };
+                let mut simd_bytes = [0u8; SPAN];
+                for (i, v) in simd_codes.iter().enumerate() {
+                    // SAFETY: 64 bytes at i * 64 are inside the 256-byte buffer.
+                    unsafe { std::arch::x86_64::_mm512_storeu_si512(simd_bytes.as_mut_ptr().add(i * 64) as *mut _, *v) };
+                }
+                assert_eq!(simd_bytes[..n], codes[..n], "{dtype} n={n}: codes");
+                let mut slow = [0i32; SPAN / 16];
                 group_sums_scalar(&codes, &acts, group, &mut slow);
-                let used = n / group;
-                assert_eq!(fast[..used], slow[..used], "{dtype} n={n}");
+                if group == 32 {
+                    let mut fast = [0i32; SPAN / 16];
+                    // SAFETY: as above; acts holds 256 values.
+                    unsafe { x86::reduce_groups_of_32(x86::dots(simd_codes, &acts), &mut fast) };
+                    assert_eq!(fast[..n / 32], slow[..n / 32], "{dtype} n={n}: sums");
+                }
             }
         }
     }
