@@ -87,10 +87,6 @@ impl TokenProcessor {
         &self.generated
     }
 
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
     pub fn into_parts(self) -> (String, Vec<u32>) {
         (self.text, self.generated)
     }

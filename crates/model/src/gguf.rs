@@ -199,11 +199,6 @@ impl GgufFile {
         &self.path
     }
 
-    /// Size of the whole file in bytes.
-    pub fn file_size(&self) -> u64 {
-        self.source.bytes().len() as u64
-    }
-
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
         self.tensors.get(name)
     }

@@ -86,15 +86,6 @@ impl KvCache {
         self.len == 0
     }
 
-    /// Drops positions from `len` on (to rewind or reuse a prefix).
-    pub fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
-        for layer in &mut self.layers {
-            layer.keys.truncate(self.len * self.kv_width);
-            layer.values.truncate(self.len * self.kv_width);
-        }
-    }
-
     pub(crate) fn advance(&mut self, n: usize) {
         self.len += n;
         debug_assert!(self.layers.iter().all(|l| l.keys.len() == self.len * self.kv_width));

@@ -30,14 +30,6 @@ impl PagedKv {
         PagedKv { n_blocks, block_size, kv_width: config.kv_width(), keys: vec![0u16; len], values: vec![0u16; len] }
     }
 
-    pub fn block_size(&self) -> usize {
-        self.block_size
-    }
-
-    pub fn bytes(&self) -> usize {
-        (self.keys.len() + self.values.len()) * 2
-    }
-
     fn offset(&self, layer: usize, table: &[BlockId], pos: usize) -> usize {
         let block = table[pos / self.block_size] as usize;
         debug_assert!(block < self.n_blocks);
