@@ -32,13 +32,17 @@ impl ModelArgs {
     }
 }
 
-/// `$HEARTH_MODELS` (or `~/.cache/hearth/models`) joined with the default model file.
-pub fn default_model_path() -> anyhow::Result<PathBuf> {
-    let dir = match std::env::var_os("HEARTH_MODELS") {
+/// The model folder: `$HEARTH_MODELS` or `~/.cache/hearth/models`.
+pub fn models_dir() -> anyhow::Result<PathBuf> {
+    Ok(match std::env::var_os("HEARTH_MODELS") {
         Some(d) => PathBuf::from(d),
         None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".cache/hearth/models"),
-    };
-    let path = dir.join(DEFAULT_MODEL_FILE);
+    })
+}
+
+/// The default model file in the model folder.
+pub fn default_model_path() -> anyhow::Result<PathBuf> {
+    let path = models_dir()?.join(DEFAULT_MODEL_FILE);
     anyhow::ensure!(path.exists(), "default model {} not found: run scripts/fetch-models.sh", path.display());
     Ok(path)
 }

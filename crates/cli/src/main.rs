@@ -5,6 +5,7 @@ mod bench_model;
 mod chat;
 mod common;
 mod generate;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -25,17 +26,30 @@ enum Command {
     BenchModel(bench_model::BenchModelArgs),
     /// Measure the batching engine under concurrent requests and the prefix cache.
     BenchEngine(bench_engine::BenchEngineArgs),
+    /// Serve a model over an OpenAI-compatible HTTP API (like `vllm serve`).
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let json_logs = matches!(&cli.command, Command::Serve(args) if args.log_format == serve::LogFormat::Json);
+    init_logging(json_logs);
+    match cli.command {
         Command::Generate(args) => generate::run(args),
         Command::Chat(args) => chat::run(args),
         Command::BenchModel(args) => bench_model::run(args),
         Command::BenchEngine(args) => bench_engine::run(args),
+        Command::Serve(args) => serve::run(args),
+    }
+}
+
+/// Logs to stderr at the level in `HEARTH_LOG` (default info), as text or one JSON object a line.
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }

@@ -12,6 +12,19 @@ pub struct ModelBundle {
     pub model: Arc<Model>,
     pub tokenizer: Arc<Tokenizer>,
     pub template: Option<ChatTemplate>,
+    /// Sampling defaults the model ships with (Hugging Face `generation_config.json`).
+    pub generation_defaults: GenerationDefaults,
+}
+
+/// Sampling values a model recommends; requests that omit a parameter get these first, then
+/// OpenAI's defaults. GGUF files carry none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GenerationDefaults {
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub top_k: Option<usize>,
+    pub min_p: Option<f32>,
+    pub repetition_penalty: Option<f32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +54,12 @@ impl ModelBundle {
             )?),
             None => None,
         };
-        Ok(ModelBundle { model: Arc::new(model), tokenizer: Arc::new(tokenizer), template })
+        Ok(ModelBundle {
+            model: Arc::new(model),
+            tokenizer: Arc::new(tokenizer),
+            template,
+            generation_defaults: GenerationDefaults::default(),
+        })
     }
 
     /// Renders `messages` with the model's template (generation prompt added) and tokenizes.

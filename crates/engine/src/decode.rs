@@ -61,7 +61,7 @@ impl TokenProcessor {
             self.finish = Some(FinishReason::Length);
         }
         self.text.push_str(&delta);
-        TokenEvent { sampled, text: delta }
+        TokenEvent { sampled, text: delta, finish: self.finish }
     }
 
     /// Ends the request early (aborted); returns the text still held back.

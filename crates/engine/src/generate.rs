@@ -48,6 +48,8 @@ impl FinishReason {
 pub struct TokenEvent {
     pub sampled: Sampled,
     pub text: String,
+    /// Set on the last token of a request (its `Finished` event follows).
+    pub finish: Option<FinishReason>,
 }
 
 /// The outcome of a generation with its timings.

@@ -13,7 +13,7 @@ pub mod request;
 pub mod sched;
 pub mod sample;
 
-pub use bundle::{ChatMessage, LoadError, ModelBundle};
+pub use bundle::{ChatMessage, GenerationDefaults, LoadError, ModelBundle};
 pub use generate::{budget, generate, FinishReason, GenerateError, Generation, StopConditions, TokenEvent};
 pub use sample::{Sampled, Sampler, SamplingParams};
 pub use config::{EngineConfig, KvPlan};

@@ -4,6 +4,7 @@ pub mod detok;
 pub mod error;
 pub mod stop;
 pub mod template;
+mod bytelevel;
 mod tokenizer;
 mod vocab;
 

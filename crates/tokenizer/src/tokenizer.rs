@@ -18,6 +18,8 @@ pub struct Tokenizer {
     eos: Option<u32>,
     end_of_generation: Vec<u32>,
     chat_template: Option<String>,
+    /// Whether plain prompts start with BOS (chat templates write their own).
+    add_bos: bool,
 }
 
 impl Tokenizer {
@@ -42,6 +44,7 @@ impl Tokenizer {
             eos,
             end_of_generation,
             chat_template: file.meta("tokenizer.chat_template").and_then(MetaValue::as_str).map(str::to_string),
+            add_bos: file.meta("tokenizer.ggml.add_bos_token").and_then(MetaValue::as_bool).unwrap_or(false),
         })
     }
 
@@ -74,7 +77,8 @@ impl Tokenizer {
             Ok(text) => Some(text),
             Err(_) => config["chat_template"].as_str().map(str::to_string),
         };
-        Ok(Tokenizer { inner, bos, eos, end_of_generation, chat_template })
+        let add_bos = config["add_bos_token"].as_bool().unwrap_or(false);
+        Ok(Tokenizer { inner, bos, eos, end_of_generation, chat_template, add_bos })
     }
 
     /// The tokenizer in Hugging Face's `tokenizer.json` format.
@@ -96,6 +100,25 @@ impl Tokenizer {
     /// The text of one token id, if it exists.
     pub fn token_text(&self, id: u32) -> Option<String> {
         self.inner.id_to_token(id)
+    }
+
+    /// The raw bytes of one token (byte-level BPE tokens may hold part of a UTF-8 character).
+    pub fn token_bytes(&self, id: u32) -> Option<Vec<u8>> {
+        let text = self.inner.id_to_token(id)?;
+        if self.inner.get_added_tokens_decoder().contains_key(&id) {
+            return Some(text.into_bytes());
+        }
+        Some(text.chars().map(|c| crate::bytelevel::char_to_byte(c).unwrap_or(b'?')).collect())
+    }
+
+    /// Token ids of a plain (non-chat) prompt: BOS first when the model asks for it.
+    pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
+        let mut ids = Vec::with_capacity(text.len() / 3 + 1);
+        if let (true, Some(bos)) = (self.add_bos, self.bos) {
+            ids.push(bos);
+        }
+        ids.extend(self.encode(text)?);
+        Ok(ids)
     }
 
     pub fn vocab_size(&self) -> usize {

@@ -1,0 +1,176 @@
+//! `POST /v1/completions` (the legacy text completion endpoint).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use hearth_engine::{FinishReason, TokenEvent};
+use hearth_protocol::{CompletionChoice, CompletionRequest, CompletionResponse, PromptInput, Usage};
+use hearth_tokenizer::Tokenizer;
+
+use crate::access_log::RequestLog;
+use crate::body::parse_body;
+use crate::error::ApiError;
+use crate::generation::{self, finish_reason_str, usage};
+use crate::params;
+use crate::state::{AppState, ServedModel};
+use crate::stream::{sse_response, ChunkShape};
+use crate::{logprobs, unix_now, warn_unknown_fields};
+
+/// OpenAI's default `max_tokens` for completions.
+const DEFAULT_MAX_TOKENS: u32 = 16;
+/// OpenAI's limit on `logprobs` for completions.
+const MAX_LOGPROBS: u32 = 5;
+
+pub async fn completions(
+    State(state): State<Arc<AppState>>,
+    Extension(log): Extension<Arc<RequestLog>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: CompletionRequest = parse_body(body, state.config.max_body_bytes)?;
+    let model_name = state.resolve_model_name(request.model.as_deref())?;
+    let model = state.ready_model()?;
+    warn_unknown_fields(&request.unknown);
+    if request.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::bad_request("suffix (fill-in-the-middle) is not supported yet", Some("suffix")));
+    }
+    if request.best_of.is_some_and(|b| b != request.sampling.n.unwrap_or(1)) {
+        return Err(ApiError::bad_request("best_of must equal n: hearth does not rank candidates", Some("best_of")));
+    }
+    let logprobs = match request.logprobs {
+        Some(n) if n > MAX_LOGPROBS => {
+            return Err(ApiError::bad_request(format!("logprobs must be at most {MAX_LOGPROBS}"), Some("logprobs")))
+        }
+        other => other.map(|n| n as usize),
+    };
+    let prompts = prompt_tokens(&model, request.prompt)?;
+    let echo = request.echo.unwrap_or(false);
+    let echo_texts: Vec<String> = match echo {
+        true => prompts.iter().map(|p| model.tokenizer().decode(p)).collect(),
+        false => vec![String::new(); prompts.len()],
+    };
+    let plan = params::plan(request.sampling, Some(request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)), logprobs, &model.defaults)?;
+    let guard = state.admit(&model, prompts.len() * plan.n)?;
+    let submitted = generation::submit(&model, prompts, &plan, guard, "prompt")?;
+    let shape = CompletionShape {
+        id: format!("cmpl-{}", crate::random_id()),
+        created: unix_now(),
+        model: model_name,
+        tokenizer: model.tokenizer().clone(),
+        logprobs: logprobs.is_some(),
+        include_usage: plan.include_usage,
+        echo_texts,
+        n: plan.n,
+    };
+    if plan.stream {
+        return Ok(sse_response(submitted, shape, plan.include_usage, log));
+    }
+    let n = submitted.n;
+    let results = generation::collect(submitted).await?;
+    let usage = usage(&results.iter().map(|r| r.finish.as_ref()).collect::<Vec<_>>(), n);
+    log.record_usage(&usage);
+    let choices = results
+        .iter()
+        .enumerate()
+        .map(|(index, r)| {
+            let echo = shape.echo_text(index as u32);
+            CompletionChoice {
+                index: index as u32,
+                text: format!("{echo}{}", r.text),
+                logprobs: shape.logprobs.then(|| logprobs::completion(&shape.tokenizer, &r.tokens, echo.len())),
+                finish_reason: r.finish_reason().map(str::to_string),
+            }
+        })
+        .collect();
+    let response = CompletionResponse {
+        id: shape.id,
+        object: "text_completion".into(),
+        created: shape.created,
+        model: shape.model,
+        choices,
+        usage: Some(Some(usage)),
+        system_fingerprint: None,
+    };
+    Ok(Json(response).into_response())
+}
+
+/// Token ids of each prompt (texts are tokenized with the model's BOS rule).
+fn prompt_tokens(model: &ServedModel, prompt: PromptInput) -> Result<Vec<Vec<u32>>, ApiError> {
+    let tokenizer = model.tokenizer();
+    let encode = |text: &str| tokenizer.encode_prompt(text).map_err(|e| ApiError::internal(e.to_string()));
+    let prompts = match prompt {
+        PromptInput::Text(text) => vec![encode(&text)?],
+        PromptInput::Texts(texts) => texts.iter().map(|t| encode(t)).collect::<Result<_, _>>()?,
+        PromptInput::Tokens(ids) => vec![ids],
+        PromptInput::TokenLists(lists) => lists,
+    };
+    if prompts.is_empty() {
+        return Err(ApiError::bad_request("prompt must not be an empty list", Some("prompt")));
+    }
+    Ok(prompts)
+}
+
+/// Completion chunk shapes for one request.
+struct CompletionShape {
+    id: String,
+    created: u64,
+    model: String,
+    tokenizer: Arc<Tokenizer>,
+    logprobs: bool,
+    include_usage: bool,
+    /// Per prompt: its text when `echo` is set, else empty.
+    echo_texts: Vec<String>,
+    n: usize,
+}
+
+impl CompletionShape {
+    fn echo_text(&self, index: u32) -> &str {
+        &self.echo_texts[index as usize / self.n]
+    }
+
+    fn chunk(&self, choices: Vec<CompletionChoice>, usage: Option<Usage>) -> String {
+        let chunk = CompletionResponse {
+            id: self.id.clone(),
+            object: "text_completion".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices,
+            usage: self.include_usage.then_some(usage),
+            system_fingerprint: None,
+        };
+        serde_json::to_string(&chunk).unwrap_or_default()
+    }
+
+    fn choice(&self, index: u32, text: String, reason: Option<FinishReason>) -> CompletionChoice {
+        CompletionChoice { index, text, logprobs: None, finish_reason: reason.map(|r| finish_reason_str(r).to_string()) }
+    }
+}
+
+impl ChunkShape for CompletionShape {
+    fn opening(&self, index: u32) -> Option<String> {
+        let echo = self.echo_text(index);
+        (!echo.is_empty()).then(|| self.chunk(vec![self.choice(index, echo.to_string(), None)], None))
+    }
+
+    fn token(&self, index: u32, event: &TokenEvent) -> Option<String> {
+        if event.text.is_empty() && !self.logprobs && event.finish.is_none() {
+            return None;
+        }
+        let mut choice = self.choice(index, event.text.clone(), event.finish);
+        if self.logprobs {
+            choice.logprobs = Some(logprobs::completion(&self.tokenizer, std::slice::from_ref(&event.sampled), 0));
+        }
+        Some(self.chunk(vec![choice], None))
+    }
+
+    fn closing(&self, index: u32, reason: FinishReason) -> String {
+        self.chunk(vec![self.choice(index, String::new(), Some(reason))], None)
+    }
+
+    fn usage(&self, usage: Usage) -> String {
+        self.chunk(Vec::new(), Some(usage))
+    }
+}

@@ -1,0 +1,139 @@
+//! The OpenAI-compatible HTTP server (axum): routes, protocol <-> engine conversion, SSE,
+//! API key, metrics and errors. It knows the engine only through `EngineHandle`.
+
+mod access_log;
+mod body;
+mod chat;
+mod completions;
+mod error;
+mod generation;
+mod info;
+mod logprobs;
+pub mod metrics;
+mod params;
+mod state;
+mod stream;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method};
+use axum::routing::{get, post};
+use axum::{middleware, Router};
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+
+pub use access_log::REQUEST_ID_HEADER;
+pub use error::ApiError;
+pub use state::{AppState, ServedModel, ServerConfig};
+
+/// A bound, not yet running server. Listening starts at `bind`, so clients can poll
+/// `/health` (503 "loading") while the model loads.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+impl Server {
+    pub async fn bind(addr: SocketAddr, config: ServerConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(Server { listener, state: Arc::new(AppState::new(config)) })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Where to hand over the model once it has loaded.
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests finish
+    /// for the grace period, cancels what is left and stops the engine.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let grace = state.config.shutdown_grace;
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let app = router(state.clone());
+        let serve = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            });
+        let signal_state = state.clone();
+        let grace_over = async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new requests; in-flight ones get {grace:?} to finish");
+            signal_state.begin_shutdown();
+            let _ = stop_tx.send(true);
+            tokio::time::sleep(grace).await;
+        };
+        let result = tokio::select! {
+            result = serve => result,
+            _ = grace_over => {
+                tracing::warn!("grace period over: cancelling the requests still running");
+                Ok(())
+            }
+        };
+        if let Some(model) = state.model().cloned() {
+            let _ = tokio::task::spawn_blocking(move || model.engine.shutdown(false)).await;
+        }
+        result
+    }
+}
+
+/// All routes with their middleware.
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/v1/models", get(info::list_models))
+        .route("/v1/models/{id}", get(info::get_model))
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/completions", post(completions::completions))
+        .route("/tokenize", post(info::tokenize))
+        .route("/detokenize", post(info::detokenize))
+        .route_layer(middleware::from_fn_with_state(state.clone(), access_log::require_api_key));
+    let open = Router::new()
+        .route("/health", get(info::health))
+        .route("/version", get(info::version))
+        .route("/metrics", get(metrics::metrics));
+    let mut app = api
+        .merge(open)
+        .fallback(|| async { ApiError::not_found("Unknown endpoint.") })
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn(access_log::observe));
+    if let Some(cors) = cors_layer(&state.config.cors_allow_origins) {
+        app = app.layer(cors);
+    }
+    app.with_state(state)
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::from(Any)
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(CorsLayer::new().allow_origin(allow).allow_methods([Method::GET, Method::POST, Method::OPTIONS]).allow_headers(Any))
+}
+
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// 24 random hex digits.
+pub(crate) fn random_id() -> String {
+    format!("{:024x}", rand::random::<u128>() >> 32)
+}
+
+/// Fields hearth does not know are named in a warning (as vLLM does), not silently dropped.
+pub(crate) fn warn_unknown_fields(unknown: &serde_json::Map<String, serde_json::Value>) {
+    if !unknown.is_empty() {
+        let names: Vec<&str> = unknown.keys().map(String::as_str).collect();
+        tracing::warn!("ignoring request fields hearth does not know: {}", names.join(", "));
+    }
+}

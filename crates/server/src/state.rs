@@ -1,0 +1,147 @@
+//! Shared server state: settings, the model once it has loaded, and request admission.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use hearth_engine::{EngineConfig, EngineHandle, GenerationDefaults, ModelBundle};
+use hearth_tokenizer::{ChatTemplate, Tokenizer};
+
+use crate::error::ApiError;
+
+/// Server settings (the `hearth serve` flags that are not engine flags).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Names clients may use for the model; the first is listed. Never empty.
+    pub served_model_names: Vec<String>,
+    /// What the names stand for (the model path), shown as `root` in the model list.
+    pub model_root: String,
+    pub api_key: Option<String>,
+    /// Requests that may wait beyond those the engine runs at once.
+    pub max_queued_requests: usize,
+    pub max_body_bytes: usize,
+    /// Origins allowed by CORS (`*` for any); empty: no CORS headers.
+    pub cors_allow_origins: Vec<String>,
+    /// How long in-flight requests may run after SIGTERM/SIGINT.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            served_model_names: vec!["default".into()],
+            model_root: String::new(),
+            api_key: None,
+            max_queued_requests: 256,
+            max_body_bytes: 32 << 20,
+            cors_allow_origins: Vec::new(),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The loaded model: the running engine plus what request handling needs around it.
+pub struct ServedModel {
+    pub engine: EngineHandle,
+    pub template: Option<ChatTemplate>,
+    pub defaults: GenerationDefaults,
+}
+
+impl ServedModel {
+    /// Starts the engine for `bundle`; `template` replaces the model's chat template.
+    pub fn start(bundle: ModelBundle, config: &EngineConfig, template: Option<ChatTemplate>) -> Result<Self, String> {
+        let engine = EngineHandle::spawn(&bundle, config).map_err(|e| e.to_string())?;
+        Ok(ServedModel { engine, template: template.or(bundle.template), defaults: bundle.generation_defaults })
+    }
+
+    pub fn tokenizer(&self) -> &Arc<Tokenizer> {
+        self.engine.tokenizer()
+    }
+
+    pub fn max_model_len(&self) -> usize {
+        self.engine.info().plan.max_model_len
+    }
+}
+
+/// State shared by all handlers.
+pub struct AppState {
+    pub config: ServerConfig,
+    model: OnceLock<Arc<ServedModel>>,
+    admitted: Arc<AtomicUsize>,
+    shutting_down: AtomicBool,
+    /// Unix seconds at startup (`created` of the model card).
+    pub started_at: u64,
+}
+
+/// Holds admission slots for a request; they are returned when it is dropped.
+pub struct AdmissionGuard {
+    admitted: Arc<AtomicUsize>,
+    slots: usize,
+}
+
+impl Drop for AdmissionGuard {
+    fn drop(&mut self) {
+        self.admitted.fetch_sub(self.slots, Ordering::AcqRel);
+    }
+}
+
+impl AppState {
+    pub fn new(config: ServerConfig) -> Self {
+        AppState {
+            config,
+            model: OnceLock::new(),
+            admitted: Arc::new(AtomicUsize::new(0)),
+            shutting_down: AtomicBool::new(false),
+            started_at: crate::unix_now(),
+        }
+    }
+
+    /// Makes the model available; false if one was already set.
+    pub fn set_model(&self, model: ServedModel) -> bool {
+        self.model.set(Arc::new(model)).is_ok()
+    }
+
+    pub fn model(&self) -> Option<&Arc<ServedModel>> {
+        self.model.get()
+    }
+
+    /// The model, or 503 while it is loading.
+    pub fn ready_model(&self) -> Result<Arc<ServedModel>, ApiError> {
+        if self.is_shutting_down() {
+            return Err(ApiError::unavailable("The server is shutting down.", 5));
+        }
+        self.model.get().cloned().ok_or_else(|| ApiError::unavailable("The model is still loading.", 5))
+    }
+
+    /// Checks the requested model name against the served names.
+    pub fn resolve_model_name(&self, requested: Option<&str>) -> Result<String, ApiError> {
+        let names = &self.config.served_model_names;
+        match requested {
+            None | Some("") => Ok(names[0].clone()),
+            Some(name) if names.iter().any(|n| n == name) => Ok(name.to_string()),
+            Some(name) => Err(ApiError::model_not_found(name)),
+        }
+    }
+
+    /// Admits `slots` engine requests, or 503 when the running and queued limit is reached.
+    pub fn admit(&self, model: &ServedModel, slots: usize) -> Result<AdmissionGuard, ApiError> {
+        let limit = model.engine.info().max_num_seqs + self.config.max_queued_requests;
+        let before = self.admitted.fetch_add(slots, Ordering::AcqRel);
+        let guard = AdmissionGuard { admitted: self.admitted.clone(), slots };
+        if before + slots > limit {
+            return Err(ApiError::unavailable(
+                format!("The server is overloaded: {before} requests are running or queued (limit {limit}). Retry later."),
+                1,
+            ));
+        }
+        Ok(guard)
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+}
