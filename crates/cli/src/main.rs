@@ -1,5 +1,6 @@
 //! The `hearth` binary: subcommands wired to the library crates.
 
+mod bench;
 mod bench_engine;
 mod bench_model;
 mod chat;
@@ -26,6 +27,8 @@ enum Command {
     BenchModel(bench_model::BenchModelArgs),
     /// Measure the batching engine under concurrent requests and the prefix cache.
     BenchEngine(bench_engine::BenchEngineArgs),
+    /// Benchmark any OpenAI-compatible server: throughput, TTFT, TPOT, ITL (like `vllm bench serve`).
+    Bench(bench::BenchArgs),
     /// Serve a model over an OpenAI-compatible HTTP API (like `vllm serve`).
     Serve(serve::ServeArgs),
 }
@@ -40,6 +43,7 @@ fn main() -> anyhow::Result<()> {
         Command::BenchModel(args) => bench_model::run(args),
         Command::BenchEngine(args) => bench_engine::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

@@ -1,0 +1,13 @@
+//! A serving benchmark for any OpenAI-compatible endpoint (like `vllm bench serve`): seeded
+//! random prompts, fixed concurrency or Poisson arrivals, streaming requests, latency and
+//! throughput statistics.
+
+pub mod client;
+pub mod dataset;
+pub mod run;
+pub mod stats;
+
+pub use client::{RequestOutcome, StreamingClient};
+pub use dataset::{random_token_prompts, BenchPrompt};
+pub use run::{run_benchmark, BenchConfig, Load};
+pub use stats::{BenchReport, Percentiles};
