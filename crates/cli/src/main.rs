@@ -4,6 +4,7 @@ mod bench;
 mod bench_engine;
 mod bench_model;
 mod chat;
+mod check;
 mod common;
 mod generate;
 mod serve;
@@ -29,6 +30,8 @@ enum Command {
     BenchEngine(bench_engine::BenchEngineArgs),
     /// Benchmark any OpenAI-compatible server: throughput, TTFT, TPOT, ITL (like `vllm bench serve`).
     Bench(bench::BenchArgs),
+    /// Run the acceptance suite against any OpenAI-compatible server and write a report.
+    Check(check::CheckArgs),
     /// Serve a model over an OpenAI-compatible HTTP API (like `vllm serve`).
     Serve(serve::ServeArgs),
 }
@@ -44,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         Command::BenchEngine(args) => bench_engine::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Check(args) => check::run(args),
     }
 }
 

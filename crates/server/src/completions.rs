@@ -46,8 +46,12 @@ pub async fn completions(
         }
         other => other.map(|n| n as usize),
     };
-    let prompts = prompt_tokens(&model, request.prompt)?;
     let echo = request.echo.unwrap_or(false);
+    if echo && logprobs.is_some() {
+        // OpenAI would score the prompt tokens too; the engine does not compute those.
+        return Err(ApiError::bad_request("echo together with logprobs is not supported yet", Some("echo")));
+    }
+    let prompts = prompt_tokens(&model, request.prompt)?;
     let echo_texts: Vec<String> = match echo {
         true => prompts.iter().map(|p| model.tokenizer().decode(p)).collect(),
         false => vec![String::new(); prompts.len()],

@@ -46,6 +46,10 @@ async fn bad_requests_get_400_naming_the_problem() {
     assert!(response["error"]["message"].as_str().unwrap().contains("top_p"));
     let (status, response) = post(&server, "/v1/completions", &json!({"prompt": "hi", "logprobs": 9})).await;
     assert_error(status, &response, 400, Some("logprobs"));
+    let (status, response) = post(&server, "/v1/completions", &json!({"prompt": "hi", "logprobs": 1, "echo": true})).await;
+    assert_error(status, &response, 400, Some("echo"));
+    let (status, response) = post(&server, "/v1/completions", &json!({"prompt": "hi", "suffix": "x"})).await;
+    assert_error(status, &response, 400, Some("suffix"));
     let (status, response) = post(&server, "/v1/completions", &json!({"prompt": [[1, 2, 999999]]})).await;
     assert_error(status, &response, 400, None);
     let (status, response) = post(&server, "/detokenize", &json!({"tokens": [999999]})).await;
