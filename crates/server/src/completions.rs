@@ -14,7 +14,7 @@ use hearth_tokenizer::Tokenizer;
 use crate::access_log::RequestLog;
 use crate::body::parse_body;
 use crate::error::ApiError;
-use crate::generation::{self, finish_reason_str, usage};
+use crate::generation::{self, finish_reason_str};
 use crate::params;
 use crate::state::{AppState, ServedModel};
 use crate::stream::{sse_response, ChunkShape};
@@ -72,10 +72,7 @@ pub async fn completions(
     if plan.stream {
         return Ok(sse_response(submitted, shape, plan.include_usage, log));
     }
-    let n = submitted.n;
-    let results = generation::collect(submitted).await?;
-    let usage = usage(&results.iter().map(|r| r.finish.as_ref()).collect::<Vec<_>>(), n);
-    log.record_usage(&usage);
+    let (results, usage) = generation::collect(submitted, &log).await?;
     let choices = results
         .iter()
         .enumerate()

@@ -5,6 +5,7 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use hearth_engine::{EngineEvent, EngineRequest, FinishReason, Finished, RequestStream, Sampled};
 use hearth_protocol::Usage;
 
+use crate::access_log::RequestLog;
 use crate::error::ApiError;
 use crate::params::GenerationPlan;
 use crate::state::{AdmissionGuard, ServedModel};
@@ -89,8 +90,16 @@ pub fn cancelled() -> ApiError {
     ApiError::unavailable("The request was cancelled because the server is shutting down.", 5)
 }
 
-/// Runs every choice to its end.
-pub async fn collect(submitted: Submitted) -> Result<Vec<ChoiceResult>, ApiError> {
+/// Runs every choice to its end; returns the choices and the request's usage (also logged).
+pub async fn collect(submitted: Submitted, log: &RequestLog) -> Result<(Vec<ChoiceResult>, Usage), ApiError> {
+    let n = submitted.n;
+    let results = run_to_end(submitted).await?;
+    let usage = usage(&results.iter().map(|r| r.finish.as_ref()).collect::<Vec<_>>(), n);
+    log.record_usage(&usage);
+    Ok((results, usage))
+}
+
+async fn run_to_end(submitted: Submitted) -> Result<Vec<ChoiceResult>, ApiError> {
     let mut results: Vec<ChoiceResult> = (0..submitted.num_choices()).map(|_| ChoiceResult::default()).collect();
     let mut events = submitted.events();
     while let Some(ChoiceEvent { index, event }) = events.next().await {

@@ -82,3 +82,35 @@ async fn shutdown_finishes_in_flight_requests() {
     task.await.unwrap().unwrap();
     assert!(client().get(url).send().await.is_err(), "no longer listening");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_cut_off_by_shutdown_end_with_an_error_event() {
+    let config = hearth_server::ServerConfig { shutdown_grace: Duration::ZERO, ..server_config() };
+    let mut server = start_with(config, engine_config()).await;
+    let body = chat("Tell a very long story.", json!({"max_tokens": 1500, "ignore_eos": true, "stream": true}));
+    let response = client().post(server.url("/v1/chat/completions")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    server.signal_shutdown();
+    let events = sse_events(response).await;
+    let (done, rest) = events.split_last().unwrap();
+    assert_eq!(done, "[DONE]");
+    let error: serde_json::Value = serde_json::from_str(rest.last().unwrap()).unwrap();
+    assert!(error["error"]["message"].as_str().unwrap().contains("shutting down"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_allows_the_configured_origins() {
+    let config = hearth_server::ServerConfig { cors_allow_origins: vec!["http://localhost:3000".into()], ..server_config() };
+    let server = start_with(config, engine_config()).await;
+    let preflight = client()
+        .request(reqwest::Method::OPTIONS, server.url("/v1/chat/completions"))
+        .header("origin", "http://localhost:3000")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization,content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "http://localhost:3000");
+    let other = client().get(server.url("/v1/models")).header("origin", "http://evil.example").send().await.unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+}
