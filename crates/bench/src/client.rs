@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::dataset::BenchPrompt;
+use crate::dataset::{BenchPrompt, PromptBody};
 
 /// The timings of one request, or why it failed.
 #[derive(Debug, Clone, Default)]
@@ -45,9 +45,13 @@ impl StreamingClient {
 
     /// Runs one prompt to completion (greedy, end-of-sequence ignored so the output length is exact).
     pub async fn complete(&self, prompt: &BenchPrompt) -> RequestOutcome {
+        let prompt_value = match &prompt.prompt {
+            PromptBody::Tokens(ids) => json!(ids),
+            PromptBody::Text(text) => json!(text),
+        };
         let body = json!({
             "model": self.model,
-            "prompt": prompt.tokens,
+            "prompt": prompt_value,
             "max_tokens": prompt.output_len,
             "temperature": 0,
             "ignore_eos": true,
@@ -55,7 +59,11 @@ impl StreamingClient {
             "stream_options": {"include_usage": true},
         });
         let started = Instant::now();
-        let mut outcome = RequestOutcome { prompt_tokens: prompt.tokens.len(), ..Default::default() };
+        let known_len = match &prompt.prompt {
+            PromptBody::Tokens(ids) => ids.len(),
+            PromptBody::Text(_) => 0, // taken from the server's usage
+        };
+        let mut outcome = RequestOutcome { prompt_tokens: known_len, ..Default::default() };
         match self.stream_into(&body, started, &mut outcome).await {
             Ok(()) => outcome.ok = true,
             Err(e) => outcome.error = Some(e),
@@ -91,6 +99,9 @@ impl StreamingClient {
                 }
                 if let Some(tokens) = chunk["usage"]["completion_tokens"].as_u64() {
                     out.output_tokens = tokens as usize;
+                }
+                if let Some(tokens) = chunk["usage"]["prompt_tokens"].as_u64() {
+                    out.prompt_tokens = tokens as usize;
                 }
                 let has_text = chunk["choices"].get(0).and_then(|c| c["text"].as_str()).is_some_and(|t| !t.is_empty());
                 if has_text {

@@ -4,10 +4,11 @@
 
 pub mod client;
 pub mod dataset;
+pub mod plot;
 pub mod run;
 pub mod stats;
 
 pub use client::{RequestOutcome, StreamingClient};
-pub use dataset::{random_token_prompts, BenchPrompt};
+pub use dataset::{load_jsonl, random_token_prompts, BenchPrompt, DatasetError, PromptBody};
 pub use run::{run_benchmark, BenchConfig, Load};
 pub use stats::{BenchReport, Percentiles};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use hearth_bench::{random_token_prompts, run_benchmark, BenchConfig, BenchReport, Load, StreamingClient};
+use hearth_bench::{load_jsonl, random_token_prompts, run_benchmark, BenchConfig, BenchPrompt, BenchReport, Load, StreamingClient};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -18,7 +18,7 @@ pub struct BenchArgs {
     #[arg(long, env = "HEARTH_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// Requests kept in flight; a comma-separated list runs a sweep (e.g. 1,4,16)
-    #[arg(long, value_delimiter = ',', default_value = "1")]
+    #[arg(long, visible_alias = "sweep", value_delimiter = ',', default_value = "1")]
     pub concurrency: Vec<usize>,
     /// Poisson arrivals at this rate (requests/s) instead of a fixed concurrency
     #[arg(long, conflicts_with = "concurrency")]
@@ -26,6 +26,9 @@ pub struct BenchArgs {
     /// Requests per run
     #[arg(long, default_value_t = 32)]
     pub num_prompts: usize,
+    /// `random` (token ids from --seed) or a JSONL file of `{"prompt": "text" | [ids], "output_len": N}`
+    #[arg(long, default_value = "random")]
+    pub dataset: String,
     /// Prompt length in tokens (random token ids from a seed)
     #[arg(long, default_value_t = 128)]
     pub input_len: usize,
@@ -44,6 +47,9 @@ pub struct BenchArgs {
     /// Also write the reports as JSON to this file
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// Draw throughput and latency percentiles across the runs as an SVG chart
+    #[arg(long)]
+    pub plot: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -51,6 +57,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let reports = runtime.block_on(run_all(&args))?;
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&reports)?).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        let (x_title, levels): (&str, Vec<String>) = match args.request_rate {
+            Some(rate) => ("request rate", vec![format!("{rate} req/s")]),
+            None => ("concurrency", args.concurrency.iter().map(|c| c.to_string()).collect()),
+        };
+        let title = format!("{}: {} prompts, input {} / output {} tokens", args.url, args.num_prompts, args.input_len, args.output_len);
+        std::fs::write(path, hearth_bench::plot::sweep_svg(&title, x_title, &levels, &reports))
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if reports.iter().any(|r| r.failures > 0) {
         bail!("some requests failed");
@@ -70,22 +85,34 @@ async fn run_all(args: &BenchArgs) -> anyhow::Result<Vec<BenchReport>> {
     };
     let mut reports = Vec::new();
     for load in loads {
-        let prompts = random_token_prompts(args.num_prompts, args.input_len, args.output_len, args.seed);
+        let prompts = prompts(args)?;
         let config = BenchConfig { load, duration: args.duration.map(Duration::from_secs), seed: args.seed };
         let label = match load {
             Load::Concurrency(c) => format!("{model}, concurrency {c}"),
             Load::Rate { per_second, .. } => format!("{model}, {per_second} requests/s"),
         };
-        let report = run_benchmark(&client, prompts, &config, label, |done, total| {
-            eprint!("\r{done}/{total} requests done");
-            let _ = std::io::stderr().flush();
-        })
+        let report = run_benchmark(&client, prompts, &config, label, progress_bar)
         .await;
         eprintln!();
         println!("{report}");
         reports.push(report);
     }
     Ok(reports)
+}
+
+fn prompts(args: &BenchArgs) -> anyhow::Result<Vec<BenchPrompt>> {
+    Ok(match args.dataset.as_str() {
+        "random" => random_token_prompts(args.num_prompts, args.input_len, args.output_len, args.seed),
+        path => load_jsonl(std::path::Path::new(path), args.num_prompts, args.output_len)?,
+    })
+}
+
+/// `[########------------]  12/32 requests` on one terminal line.
+fn progress_bar(done: usize, total: usize) {
+    const WIDTH: usize = 30;
+    let filled = WIDTH * done / total.max(1);
+    eprint!("\r[{}{}] {done:>4}/{total} requests", "#".repeat(filled), "-".repeat(WIDTH - filled));
+    let _ = std::io::stderr().flush();
 }
 
 async fn first_model(url: &str, api_key: Option<&str>) -> anyhow::Result<String> {
