@@ -1,0 +1,110 @@
+//! The gateway's OpenAI front: chat and completions (routed), the public model list,
+//! liveness and readiness, metrics; virtual-key checks and limits.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::keys::Refusal;
+use crate::router::{error_response, route};
+use crate::upstream::Endpoint;
+use crate::usage::UsageSink;
+use crate::Gateway;
+
+pub fn router(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/models", get(models))
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/health/readiness", get(readiness))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { error_response(StatusCode::NOT_FOUND, "Unknown endpoint.", "invalid_request_error", None) })
+        .with_state(gw)
+}
+
+async fn chat(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(&gw, Endpoint::Chat, &headers, &body).await
+}
+
+async fn completions(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(&gw, Endpoint::Completions, &headers, &body).await
+}
+
+async fn handle(gw: &Gateway, endpoint: Endpoint, headers: &HeaderMap, body: &[u8]) -> Response {
+    let usage = match authorize(gw, headers) {
+        Ok(usage) => usage,
+        Err(response) => return response,
+    };
+    let request: Value = match serde_json::from_slice(body) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => return bad_request("The request body must be a JSON object."),
+        Err(e) => return bad_request(&format!("The request body is not valid JSON: {e}")),
+    };
+    let Some(name) = request["model"].as_str() else { return bad_request("`model` is required.") };
+    let Some(mapping) = gw.config.model(name) else {
+        let message = format!("The model `{name}` does not exist.");
+        return error_response(StatusCode::NOT_FOUND, &message, "invalid_request_error", Some("model_not_found"));
+    };
+    route(gw, endpoint, request.clone(), mapping, usage).await
+}
+
+fn bad_request(message: &str) -> Response {
+    error_response(StatusCode::BAD_REQUEST, message, "invalid_request_error", None)
+}
+
+/// Checks the virtual key (when keys exist) and its limits; returns where usage goes.
+fn authorize(gw: &Gateway, headers: &HeaderMap) -> Result<UsageSink, Response> {
+    let Some(store) = gw.keys.as_ref().filter(|s| s.has_keys()) else {
+        return Ok(UsageSink::new(gw.usage_tx.clone(), None));
+    };
+    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+    let Some((hash, limits)) = store.lookup(given.trim()) else {
+        return Err(error_response(StatusCode::UNAUTHORIZED, "Invalid or missing API key.", "invalid_request_error", Some("invalid_api_key")));
+    };
+    match limits.admit(Instant::now()) {
+        Ok(()) => Ok(UsageSink::new(gw.usage_tx.clone(), Some((hash, limits)))),
+        Err(Refusal::RateLimited(m)) => {
+            let mut r = error_response(StatusCode::TOO_MANY_REQUESTS, &m, "rate_limit_error", Some("rate_limit_exceeded"));
+            r.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from(60));
+            Err(r)
+        }
+        Err(Refusal::BudgetExceeded(m)) => Err(error_response(StatusCode::TOO_MANY_REQUESTS, &m, "insufficient_quota", Some("insufficient_quota"))),
+    }
+}
+
+async fn models(State(gw): State<Arc<Gateway>>) -> Json<Value> {
+    let data: Vec<Value> = gw
+        .config
+        .mappings
+        .models
+        .iter()
+        .map(|m| json!({"id": m.name, "object": "model", "created": gw.started_at, "owned_by": "hearth-gateway"}))
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}
+
+/// 200 when every model has at least one backend that is up with its breaker not open.
+async fn readiness(State(gw): State<Arc<Gateway>>) -> Response {
+    let now = Instant::now();
+    let mut unready = Vec::new();
+    for m in &gw.config.mappings.models {
+        let ok = m.routes.iter().any(|r| gw.backends.iter().any(|b| b.name() == r.provider && b.is_available(now)));
+        if !ok {
+            unready.push(m.name.clone());
+        }
+    }
+    let status = if unready.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({"status": if unready.is_empty() { "ready" } else { "unready" }, "models_without_backend": unready}))).into_response()
+}
+
+async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], gw.metrics.render(&gw.backends)).into_response()
+}

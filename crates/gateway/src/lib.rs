@@ -1,0 +1,90 @@
+//! `hearth gateway`: one OpenAI endpoint over many backends (hearth, vLLM, Ollama, any
+//! OpenAI-compatible API) with ordered fallback, load balancing, circuit breakers, health
+//! probes, virtual keys with limits, and usage records. It knows only the protocol.
+
+pub mod breaker;
+pub mod config;
+pub mod front;
+pub mod keys;
+pub mod litellm;
+pub mod metrics;
+pub mod ollama;
+pub mod plan;
+pub mod relay;
+pub mod router;
+pub mod upstream;
+pub mod usage;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+pub use config::{ConfigError, GatewayConfig};
+pub use keys::{KeyPolicy, KeyStore};
+
+use crate::metrics::GatewayMetrics;
+use crate::upstream::{Backend, Endpoint};
+use crate::usage::UsageRecord;
+
+/// The running gateway's shared state.
+pub struct Gateway {
+    pub config: GatewayConfig,
+    pub backends: Vec<Arc<Backend>>,
+    pub keys: Option<Arc<KeyStore>>,
+    pub usage_tx: Option<UnboundedSender<UsageRecord>>,
+    pub metrics: GatewayMetrics,
+    pub started_at: u64,
+}
+
+impl Gateway {
+    /// Builds the gateway; with a key store, starts its usage writer (needs a tokio runtime).
+    pub fn new(config: GatewayConfig, keys: Option<Arc<KeyStore>>) -> Arc<Self> {
+        let settings = &config.providers.circuit_breaker;
+        let backends = config.providers.providers.iter().map(|p| Arc::new(Backend::new(p.clone(), settings))).collect();
+        let usage_tx = keys.as_ref().map(|store| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(keys::write_usage(store.clone(), rx));
+            tx
+        });
+        Arc::new(Gateway { config, backends, keys, usage_tx, metrics: GatewayMetrics::default(), started_at: unix_now() })
+    }
+
+    /// Probes every backend with health probing on, forever, each at its own interval.
+    pub fn spawn_health_probes(self: &Arc<Self>) {
+        for backend in &self.backends {
+            if !backend.provider.health.enabled {
+                continue;
+            }
+            let backend = backend.clone();
+            tokio::spawn(async move {
+                let interval = Duration::from_secs_f64(backend.provider.health.interval_s.max(0.05));
+                loop {
+                    let up = backend.probe().await;
+                    let was = backend.healthy.swap(up, Ordering::AcqRel);
+                    if was != up {
+                        tracing::warn!(backend = backend.name(), up, "backend health changed");
+                    }
+                    tokio::time::sleep(interval).await;
+                }
+            });
+        }
+    }
+
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        front::router(self.clone())
+    }
+}
+
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+pub(crate) fn new_id(endpoint: Endpoint) -> String {
+    let prefix = match endpoint {
+        Endpoint::Chat => "chatcmpl",
+        Endpoint::Completions => "cmpl",
+    };
+    format!("{prefix}-{:024x}", rand::random::<u128>() >> 32)
+}

@@ -1,0 +1,228 @@
+//! Relays a started backend answer to the client under the public model name: complete
+//! answers rewritten in one piece; streams passed through event by event (OpenAI SSE with the
+//! model field rewritten, Ollama NDJSON translated), with errors after the first byte sent as
+//! an error event and `[DONE]`.
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::config::ProviderKind;
+use crate::ollama::StreamTranslator;
+use crate::upstream::{Endpoint, Outstanding, Started};
+use crate::usage::UsageSink;
+
+/// What the relay needs to know about the request.
+pub struct RelayContext {
+    pub endpoint: Endpoint,
+    pub public_model: String,
+    pub backend: String,
+    pub kind: ProviderKind,
+    pub attempts: usize,
+    /// The client asked for a usage chunk.
+    pub include_usage: bool,
+    pub usage: UsageSink,
+}
+
+pub const BACKEND_HEADER: &str = "x-hearth-backend";
+pub const ATTEMPTS_HEADER: &str = "x-hearth-attempts";
+
+impl RelayContext {
+    fn headers(&self, response: &mut Response) {
+        if let Ok(v) = HeaderValue::from_str(&self.backend) {
+            response.headers_mut().insert(BACKEND_HEADER, v);
+        }
+        response.headers_mut().insert(ATTEMPTS_HEADER, HeaderValue::from(self.attempts));
+    }
+}
+
+/// Reads a complete answer; Err means the body was broken (still retryable: nothing was sent).
+pub async fn read_complete(started: Started, ctx: &RelayContext) -> Result<Value, String> {
+    let mut bytes = started.first.to_vec();
+    let mut rest = started.rest;
+    while let Some(piece) = rest.next().await {
+        bytes.extend_from_slice(&piece?);
+    }
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| format!("the backend's answer is not JSON: {e}"))?;
+    Ok(match ctx.kind {
+        ProviderKind::Ollama => {
+            crate::ollama::response(ctx.endpoint, &value, &crate::new_id(ctx.endpoint), crate::unix_now(), &ctx.public_model)
+        }
+        _ => {
+            let mut value = value;
+            value["model"] = json!(ctx.public_model);
+            value
+        }
+    })
+}
+
+pub fn complete_response(value: Value, ctx: &RelayContext) -> Response {
+    ctx.usage.record(&ctx.public_model, &ctx.backend, &value["usage"]);
+    let mut response = (StatusCode::OK, axum::Json(value)).into_response();
+    ctx.headers(&mut response);
+    response
+}
+
+/// Streams the answer to the client as SSE.
+pub fn stream_response(started: Started, ctx: RelayContext, slot: Outstanding) -> Response {
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let mut response = (
+        [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")],
+        Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+        })),
+    )
+        .into_response();
+    ctx.headers(&mut response);
+    tokio::spawn(async move {
+        let _slot = slot;
+        pump(started, ctx, tx).await;
+    });
+    response
+}
+
+fn sse(data: &str) -> Bytes {
+    Bytes::from(format!("data: {data}\n\n"))
+}
+
+async fn pump(started: Started, ctx: RelayContext, tx: mpsc::Sender<Bytes>) {
+    let mut events = EventSplitter::new(ctx.kind == ProviderKind::Ollama);
+    let mut translator = StreamTranslator::new(ctx.endpoint, crate::new_id(ctx.endpoint), crate::unix_now(), ctx.public_model.clone(), ctx.include_usage);
+    let mut usage = Value::Null;
+    let mut body = futures_util::stream::iter([Ok(started.first)]).chain(started.rest);
+    let mut done_sent = false;
+    while let Some(piece) = body.next().await {
+        let piece = match piece {
+            Ok(p) => p,
+            Err(e) => return fail(&tx, &e).await,
+        };
+        for event in events.push(&piece) {
+            let out = match ctx.kind {
+                ProviderKind::Ollama => match translator.on_line(&event) {
+                    Ok(payloads) => payloads,
+                    Err(e) => return fail(&tx, &e).await,
+                },
+                _ => rewrite_openai_event(&event, &ctx, &mut usage).into_iter().collect(),
+            };
+            for payload in out {
+                done_sent |= payload == "[DONE]";
+                if tx.send(sse(&payload)).await.is_err() {
+                    return; // the client went away; dropping the body closes the backend stream
+                }
+            }
+        }
+    }
+    if ctx.kind == ProviderKind::Ollama {
+        usage = translator.usage.take().unwrap_or(Value::Null);
+    }
+    if !done_sent {
+        let _ = tx.send(sse("[DONE]")).await;
+    }
+    ctx.usage.record(&ctx.public_model, &ctx.backend, &usage);
+}
+
+/// One OpenAI SSE payload with the public model name; the usage chunk is kept for the
+/// records and dropped when the client did not ask for it.
+fn rewrite_openai_event(data: &str, ctx: &RelayContext, usage: &mut Value) -> Option<String> {
+    if data == "[DONE]" {
+        return Some(data.to_string());
+    }
+    let Ok(mut chunk) = serde_json::from_str::<Value>(data) else { return Some(data.to_string()) };
+    if chunk["usage"].is_object() {
+        *usage = chunk["usage"].clone();
+        let only_usage = chunk["choices"].as_array().is_some_and(|c| c.is_empty());
+        if !ctx.include_usage && only_usage {
+            return None;
+        }
+    }
+    if !ctx.include_usage {
+        if let Some(map) = chunk.as_object_mut() {
+            map.remove("usage");
+        }
+    }
+    if chunk.get("model").is_some() {
+        chunk["model"] = json!(ctx.public_model);
+    }
+    Some(chunk.to_string())
+}
+
+async fn fail(tx: &mpsc::Sender<Bytes>, message: &str) {
+    tracing::warn!("backend stream failed after the first byte: {message}");
+    let error = json!({"error": {"message": message, "type": "server_error", "param": null, "code": "backend_stream_broken"}});
+    let _ = tx.send(sse(&error.to_string())).await;
+    let _ = tx.send(sse("[DONE]")).await;
+}
+
+/// Splits a byte stream into SSE `data` payloads or NDJSON lines.
+struct EventSplitter {
+    buffer: String,
+    ndjson: bool,
+}
+
+impl EventSplitter {
+    fn new(ndjson: bool) -> Self {
+        EventSplitter { buffer: String::new(), ndjson }
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        self.buffer.push_str(&String::from_utf8_lossy(bytes));
+        let separator = if self.ndjson { "\n" } else { "\n\n" };
+        let mut out = Vec::new();
+        while let Some(end) = self.buffer.find(separator) {
+            let event: String = self.buffer.drain(..end + separator.len()).collect();
+            let event = event.trim();
+            if event.is_empty() {
+                continue;
+            }
+            if self.ndjson {
+                out.push(event.to_string());
+            } else {
+                let data: Vec<&str> = event.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
+                if !data.is_empty() {
+                    out.push(data.join("\n"));
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_events_across_pieces() {
+        let mut s = EventSplitter::new(false);
+        assert!(s.push(b"data: {\"a\"").is_empty());
+        assert_eq!(s.push(b":1}\n\n: ping\n\ndata: [DONE]\n\n"), vec!["{\"a\":1}".to_string(), "[DONE]".to_string()]);
+        let mut n = EventSplitter::new(true);
+        assert_eq!(n.push(b"{\"x\":1}\n{\"y\""), vec!["{\"x\":1}".to_string()]);
+        assert_eq!(n.push(b":2}\n"), vec!["{\"y\":2}".to_string()]);
+    }
+
+    #[test]
+    fn rewrites_the_model_and_hides_unasked_usage() {
+        let ctx = RelayContext {
+            endpoint: Endpoint::Chat,
+            public_model: "public".into(),
+            backend: "b".into(),
+            kind: ProviderKind::Openai,
+            attempts: 1,
+            include_usage: false,
+            usage: UsageSink::none(),
+        };
+        let mut usage = Value::Null;
+        let out = rewrite_openai_event(r#"{"model":"upstream","choices":[{"delta":{"content":"hi"}}],"usage":null}"#, &ctx, &mut usage).unwrap();
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["model"], "public");
+        assert!(v.get("usage").is_none());
+        assert_eq!(v["choices"][0]["delta"]["content"], "hi");
+        let hidden = rewrite_openai_event(r#"{"model":"u","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#, &ctx, &mut usage);
+        assert!(hidden.is_none());
+        assert_eq!(usage["total_tokens"], 3);
+    }
+}

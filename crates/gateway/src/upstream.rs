@@ -1,0 +1,195 @@
+//! One backend and one attempt at it: the HTTP call with connect, first-byte and total
+//! timeouts, the verdict (success, retryable failure, client error, context overflow), and
+//! the backend's live state (circuit breaker, health, outstanding requests).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::breaker::CircuitBreaker;
+use crate::config::{BreakerSettings, Provider, ProviderKind};
+use crate::ollama;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Completions,
+}
+
+impl Endpoint {
+    pub fn object(self, chunk: bool) -> &'static str {
+        match (self, chunk) {
+            (Endpoint::Chat, false) => "chat.completion",
+            (Endpoint::Chat, true) => "chat.completion.chunk",
+            (Endpoint::Completions, _) => "text_completion",
+        }
+    }
+
+    fn openai_path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/chat/completions",
+            Endpoint::Completions => "/completions",
+        }
+    }
+
+    fn ollama_path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/api/chat",
+            Endpoint::Completions => "/api/generate",
+        }
+    }
+}
+
+/// A configured backend and its live state.
+pub struct Backend {
+    pub provider: Provider,
+    client: reqwest::Client,
+    api_key: Option<String>,
+    pub breaker: Mutex<CircuitBreaker>,
+    pub healthy: AtomicBool,
+    pub outstanding: AtomicUsize,
+}
+
+/// Holds one of a backend's concurrency slots.
+pub struct Outstanding(Arc<Backend>);
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.0.outstanding.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A started upstream answer: the first piece of the body has arrived.
+pub struct Started {
+    pub first: Bytes,
+    pub rest: BoxStream<'static, Result<Bytes, String>>,
+}
+
+/// Why an attempt failed.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// The backend is down, slow, overloaded or broken: try the next route.
+    Retryable(String),
+    /// The backend says the prompt does not fit.
+    ContextOverflow { status: u16, body: String },
+    /// The request itself is bad: the client gets the backend's answer.
+    Client { status: u16, body: String },
+}
+
+impl Backend {
+    pub fn new(provider: Provider, breaker: &BreakerSettings) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs_f64(provider.connect_timeout_s))
+            .pool_max_idle_per_host(256)
+            .build()
+            .expect("HTTP client");
+        let api_key = provider.api_key_env.as_ref().and_then(|name| std::env::var(name).ok());
+        Backend {
+            breaker: Mutex::new(CircuitBreaker::new(breaker)),
+            healthy: AtomicBool::new(true),
+            outstanding: AtomicUsize::new(0),
+            client,
+            api_key,
+            provider,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.provider.name
+    }
+
+    /// Healthy by probe, breaker not open, and a free concurrency slot.
+    pub fn is_available(&self, now: Instant) -> bool {
+        self.healthy.load(Ordering::Acquire)
+            && self.breaker.lock().map(|b| b.is_available(now)).unwrap_or(false)
+            && self.outstanding.load(Ordering::Acquire) < self.provider.max_concurrent
+    }
+
+    pub fn acquire(self: &Arc<Self>) -> Outstanding {
+        self.outstanding.fetch_add(1, Ordering::AcqRel);
+        Outstanding(self.clone())
+    }
+
+    /// Sends `body` (an OpenAI request with the upstream model name) and waits for the first
+    /// byte of a successful answer.
+    pub async fn start(&self, endpoint: Endpoint, body: &Value, stream: bool) -> Result<Started, Failure> {
+        let (url, payload) = match self.provider.kind {
+            ProviderKind::Ollama => {
+                let model = body["model"].as_str().unwrap_or_default();
+                (self.url(endpoint.ollama_path()), ollama::request_body(endpoint, body, model, stream))
+            }
+            ProviderKind::Openai | ProviderKind::Hearth => (self.url(endpoint.openai_path()), body.clone()),
+        };
+        let mut request = self.client.post(url).json(&payload).timeout(Duration::from_secs_f64(self.provider.timeout_s));
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        let first_byte = Duration::from_secs_f64(self.provider.first_token_timeout_s);
+        match tokio::time::timeout(first_byte, first_piece(request)).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::Retryable(format!("no first byte within {first_byte:?}"))),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.provider.base_url.trim_end_matches('/'), path)
+    }
+
+    /// The active health probe: `/health` (or the configured path) at the server root for
+    /// OpenAI-style backends, `/api/tags` for Ollama. Never spends tokens.
+    pub async fn probe(&self) -> bool {
+        let root = self.provider.base_url.trim_end_matches('/').trim_end_matches("/v1").to_string();
+        let path = match (&self.provider.health.path, self.provider.kind) {
+            (Some(p), _) => p.clone(),
+            (None, ProviderKind::Ollama) => "/api/tags".into(),
+            (None, _) => "/health".into(),
+        };
+        let request = self.client.get(format!("{root}{path}")).timeout(Duration::from_secs(5));
+        matches!(request.send().await, Ok(r) if r.status().is_success())
+    }
+}
+
+async fn first_piece(request: reqwest::RequestBuilder) -> Result<Started, Failure> {
+    let response = request.send().await.map_err(|e| Failure::Retryable(format!("request failed: {e}")))?;
+    let status = response.status().as_u16();
+    if !(200..300).contains(&status) {
+        let body = response.text().await.unwrap_or_default();
+        return Err(classify(status, body));
+    }
+    let mut body = response.bytes_stream().map(|r| r.map_err(|e| format!("the backend's stream broke: {e}"))).boxed();
+    match body.next().await {
+        Some(Ok(first)) => Ok(Started { first, rest: body }),
+        Some(Err(e)) => Err(Failure::Retryable(e)),
+        None => Err(Failure::Retryable("the backend sent an empty body".into())),
+    }
+}
+
+/// Sorts an error status into retry, context overflow or client error.
+pub fn classify(status: u16, body: String) -> Failure {
+    let overflow = body.contains("maximum context length") || body.contains("context_length_exceeded") || body.contains("context window");
+    match status {
+        400 | 413 if overflow => Failure::ContextOverflow { status, body },
+        408 | 429 | 500..=599 => Failure::Retryable(format!("HTTP {status}: {}", body.chars().take(300).collect::<String>())),
+        _ => Failure::Client { status, body },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_sort_into_retry_overflow_and_client_errors() {
+        assert!(matches!(classify(503, "busy".into()), Failure::Retryable(_)));
+        assert!(matches!(classify(429, "slow down".into()), Failure::Retryable(_)));
+        let overflow = "This model's maximum context length is 2048 tokens. However, you requested 5000 tokens";
+        assert!(matches!(classify(400, overflow.into()), Failure::ContextOverflow { .. }));
+        assert!(matches!(classify(400, "bad temperature".into()), Failure::Client { status: 400, .. }));
+        assert!(matches!(classify(404, "no model".into()), Failure::Client { status: 404, .. }));
+    }
+}
