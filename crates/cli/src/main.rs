@@ -6,6 +6,7 @@ mod bench_model;
 mod chat;
 mod check;
 mod common;
+mod gateway;
 mod generate;
 mod serve;
 
@@ -32,6 +33,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run the acceptance suite against any OpenAI-compatible server and write a report.
     Check(check::CheckArgs),
+    /// One OpenAI endpoint over many backends: routing, fallback, keys (LiteLLM's role).
+    Gateway(gateway::GatewayArgs),
     /// Serve a model over an OpenAI-compatible HTTP API (like `vllm serve`).
     Serve(serve::ServeArgs),
 }
@@ -48,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Check(args) => check::run(args),
+        Command::Gateway(args) => gateway::run(args),
     }
 }
 

@@ -133,7 +133,8 @@ async fn serve(args: ServeArgs, config: ServerConfig, path: PathBuf, template: O
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

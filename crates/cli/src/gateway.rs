@@ -1,0 +1,146 @@
+//! `hearth gateway`: the routing proxy over several backends, its config check, LiteLLM
+//! export/import, and virtual keys.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use hearth_gateway::config::{MAPPINGS_FILE, PROVIDERS_FILE};
+use hearth_gateway::keys::DB_FILE;
+use hearth_gateway::{litellm, Gateway, GatewayConfig, KeyPolicy, KeyStore};
+
+#[derive(Args, Debug)]
+pub struct GatewayArgs {
+    /// Folder with providers.yaml and model-mappings.yaml (and the key database)
+    #[arg(long, default_value = "config")]
+    pub config: PathBuf,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port to listen on (LiteLLM's proxy default)
+    #[arg(long, default_value_t = 4000)]
+    pub port: u16,
+    /// Validate the configuration and exit
+    #[arg(long)]
+    pub check_config: bool,
+    /// Do not open the key database (no keys, no usage records)
+    #[arg(long)]
+    pub no_keys: bool,
+    #[command(subcommand)]
+    pub action: Option<GatewayAction>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GatewayAction {
+    /// Write the equivalent LiteLLM proxy config.yaml
+    ExportLitellm {
+        /// Output file [default: standard output]
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
+    /// Write providers.yaml and model-mappings.yaml from a LiteLLM config.yaml
+    ImportLitellm {
+        file: PathBuf,
+        /// Replace existing files
+        #[arg(long)]
+        force: bool,
+    },
+    /// Virtual API keys
+    #[command(subcommand)]
+    Keys(KeysAction),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysAction {
+    /// Create a key (printed once; only its hash is stored)
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Token budget (prompt + completion tokens over the key's life)
+        #[arg(long)]
+        budget: Option<u64>,
+        /// Requests per minute
+        #[arg(long)]
+        rpm: Option<u64>,
+        /// Tokens per minute
+        #[arg(long)]
+        tpm: Option<u64>,
+    },
+    /// Tokens used per key, model and backend
+    Usage,
+}
+
+pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
+    match &args.action {
+        Some(GatewayAction::ImportLitellm { file, force }) => return import(&args.config, file, *force),
+        Some(GatewayAction::Keys(action)) => return keys(&args.config, action),
+        _ => {}
+    }
+    let config = GatewayConfig::load(&args.config)?;
+    match &args.action {
+        Some(GatewayAction::ExportLitellm { output }) => {
+            let yaml = litellm::export(&config)?;
+            match output {
+                Some(path) => std::fs::write(path, yaml).with_context(|| format!("cannot write {}", path.display()))?,
+                None => print!("{yaml}"),
+            }
+            return Ok(());
+        }
+        _ if args.check_config => {
+            println!("{}: {} providers, {} models: OK", args.config.display(), config.providers.providers.len(), config.mappings.models.len());
+            return Ok(());
+        }
+        _ => {}
+    }
+    let store = match args.no_keys {
+        true => None,
+        false => Some(Arc::new(KeyStore::open(&args.config.join(DB_FILE))?)),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        let gateway = Gateway::new(config, store);
+        gateway.spawn_health_probes();
+        let addr = SocketAddr::new(args.host, args.port);
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        tracing::info!("gateway listening on http://{addr}");
+        axum::serve(listener, gateway.router()).with_graceful_shutdown(crate::serve::shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+fn import(dir: &std::path::Path, file: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let (providers, mappings) = litellm::import(&text)?;
+    std::fs::create_dir_all(dir)?;
+    for (name, yaml) in [(PROVIDERS_FILE, serde_yaml_ng::to_string(&providers)?), (MAPPINGS_FILE, serde_yaml_ng::to_string(&mappings)?)] {
+        let path = dir.join(name);
+        if path.exists() && !force {
+            bail!("{} exists; pass --force to replace it", path.display());
+        }
+        std::fs::write(&path, yaml).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let config = GatewayConfig::load(dir)?;
+    println!("wrote {} providers and {} models to {}", config.providers.providers.len(), config.mappings.models.len(), dir.display());
+    Ok(())
+}
+
+fn keys(dir: &std::path::Path, action: &KeysAction) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let store = KeyStore::open(&dir.join(DB_FILE))?;
+    match action {
+        KeysAction::Create { name, budget, rpm, tpm } => {
+            let key = store.create(&KeyPolicy { name: name.clone(), budget_tokens: *budget, rpm: *rpm, tpm: *tpm })?;
+            println!("{key}");
+            eprintln!("store this key now: it is not shown again");
+        }
+        KeysAction::Usage => {
+            println!("| key | model | backend | prompt tokens | completion tokens |\n|---|---|---|---|---|");
+            for (key, model, backend, prompt, completion) in store.usage_summary()? {
+                println!("| {} | {model} | {backend} | {prompt} | {completion} |", key.as_deref().unwrap_or("(none)"));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! Stub backends on random local ports (OpenAI-style and Ollama-style) that can be told to
+//! answer, fail with a status, hang, break off mid-stream or report a context overflow; and
+//! a gateway in front of them.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use std::future::IntoFuture;
+
+use axum::routing::{get, post as route_post};
+use axum::{Json, Router};
+use hearth_gateway::config::{MAPPINGS_FILE, PROVIDERS_FILE};
+use hearth_gateway::{Gateway, GatewayConfig, KeyStore};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Behaviour {
+    Answer,
+    Status(u16),
+    Hang,
+    /// Streams two chunks, then drops the connection.
+    BreakMidStream,
+    ContextOverflow,
+}
+
+/// The words every stub streams, one per chunk.
+pub const WORDS: [&str; 5] = ["Hello", " from", " the", " stub", "!"];
+
+pub struct Stub {
+    pub addr: SocketAddr,
+    pub name: String,
+    pub behaviour: Mutex<Behaviour>,
+    pub healthy: Mutex<bool>,
+    pub requests: AtomicUsize,
+    pub last_model: Mutex<String>,
+}
+
+impl Stub {
+    pub fn set(&self, b: Behaviour) {
+        *self.behaviour.lock().unwrap() = b;
+    }
+    pub fn count(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+async fn health(State(stub): State<Arc<Stub>>) -> StatusCode {
+    if *stub.healthy.lock().unwrap() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
+}
+
+/// Runs the behaviour shared by both stub kinds; Ok(()) means: answer normally.
+async fn misbehave(stub: &Stub, body: &Value) -> Result<(), Response> {
+    stub.requests.fetch_add(1, Ordering::SeqCst);
+    *stub.last_model.lock().unwrap() = body["model"].as_str().unwrap_or("").to_string();
+    let behaviour = stub.behaviour.lock().unwrap().clone();
+    match behaviour {
+        Behaviour::Answer | Behaviour::BreakMidStream => Ok(()),
+        Behaviour::Status(code) => Err((StatusCode::from_u16(code).unwrap(), Json(json!({"error": {"message": "stub failure", "type": "server_error"}}))).into_response()),
+        Behaviour::Hang => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Err(StatusCode::GATEWAY_TIMEOUT.into_response())
+        }
+        Behaviour::ContextOverflow => Err((StatusCode::BAD_REQUEST, Json(json!({"error": {"message": "This model's maximum context length is 100 tokens. However, you requested 500 tokens (490 in the messages, 10 in the completion). Please reduce the length of the messages or completion.", "type": "invalid_request_error", "code": "context_length_exceeded"}}))).into_response()),
+    }
+}
+
+fn stream_of(lines: Vec<String>, sep: &'static str, break_after: Option<usize>) -> Response {
+    let pieces: Vec<Result<Bytes, std::io::Error>> = lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| match break_after {
+            Some(n) if i >= n => Err(std::io::Error::other("stub broke off")),
+            _ => Ok(Bytes::from(format!("{l}{sep}"))),
+        })
+        .collect();
+    let stream = futures_util::StreamExt::then(futures_util::stream::iter(pieces), |p| async move {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        p
+    });
+    Body::from_stream(stream).into_response()
+}
+
+async fn openai_chat(State(stub): State<Arc<Stub>>, Json(body): Json<Value>) -> Response {
+    if let Err(r) = misbehave(&stub, &body).await {
+        return r;
+    }
+    let model = body["model"].clone();
+    if body["stream"] != true {
+        return Json(json!({"id": "chatcmpl-stub", "object": "chat.completion", "created": 1, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": WORDS.concat()}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}})).into_response();
+    }
+    let chunk = |delta: Value, finish: Value| format!("data: {}", json!({"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}));
+    let mut lines = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    lines.extend(WORDS.iter().map(|w| chunk(json!({"content": w}), Value::Null)));
+    lines.push(chunk(json!({}), json!("stop")));
+    if body["stream_options"]["include_usage"] == true {
+        lines.push(format!("data: {}", json!({"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}})));
+    }
+    lines.push("data: [DONE]".into());
+    let break_after = (*stub.behaviour.lock().unwrap() == Behaviour::BreakMidStream).then_some(3);
+    stream_of(lines, "\n\n", break_after)
+}
+
+async fn ollama_chat(State(stub): State<Arc<Stub>>, Json(body): Json<Value>) -> Response {
+    if let Err(r) = misbehave(&stub, &body).await {
+        return r;
+    }
+    let done = json!({"model": body["model"], "message": {"role": "assistant", "content": ""}, "done": true, "done_reason": "stop", "prompt_eval_count": 9, "eval_count": 5});
+    if body["stream"] == false {
+        let mut whole = done.clone();
+        whole["message"]["content"] = json!(WORDS.concat());
+        return Json(whole).into_response();
+    }
+    let mut lines: Vec<String> = WORDS.iter().map(|w| json!({"model": body["model"], "message": {"role": "assistant", "content": w}, "done": false}).to_string()).collect();
+    lines.push(done.to_string());
+    stream_of(lines, "\n", None)
+}
+
+pub async fn start_stub(name: &str, ollama: bool) -> Arc<Stub> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stub = Arc::new(Stub {
+        addr: listener.local_addr().unwrap(),
+        name: name.into(),
+        behaviour: Mutex::new(Behaviour::Answer),
+        healthy: Mutex::new(true),
+        requests: AtomicUsize::new(0),
+        last_model: Mutex::new(String::new()),
+    });
+    let app = if ollama {
+        Router::new().route("/api/tags", get(health)).route("/api/chat", route_post(ollama_chat))
+    } else {
+        Router::new().route("/health", get(health)).route("/v1/chat/completions", route_post(openai_chat))
+    };
+    tokio::spawn(axum::serve(listener, app.with_state(stub.clone())).into_future());
+    stub
+}
+
+pub fn provider_yaml(stub: &Stub, ollama: bool, extra: &str) -> String {
+    let (kind, base) = if ollama { ("ollama", format!("http://{}", stub.addr)) } else { ("openai", format!("http://{}/v1", stub.addr)) };
+    format!("  - name: {}\n    kind: {kind}\n    base_url: {base}\n    first_token_timeout_s: 1\n{extra}", stub.name)
+}
+
+/// Writes the config files and starts a gateway on a random port.
+pub async fn start_gateway(providers: &str, mappings: &str, keys: bool) -> (String, Arc<Gateway>, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("hearth-gw-{}-{}", std::process::id(), rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(PROVIDERS_FILE), providers).unwrap();
+    std::fs::write(dir.join(MAPPINGS_FILE), mappings).unwrap();
+    let config = GatewayConfig::load(&dir).unwrap_or_else(|e| panic!("{e}\n{providers}\n{mappings}"));
+    let store = keys.then(|| Arc::new(KeyStore::open(&dir.join("gateway.db")).unwrap()));
+    let gateway = Gateway::new(config, store);
+    gateway.spawn_health_probes();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, gateway.router()).into_future());
+    (url, gateway, dir)
+}
+
+pub fn chat(model: &str, stream: bool) -> Value {
+    json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+pub async fn post(url: &str, body: &Value) -> reqwest::Response {
+    reqwest::Client::new().post(format!("{url}/v1/chat/completions")).json(body).send().await.unwrap()
+}
+
+/// The SSE payloads of a response (`[DONE]` included).
+pub async fn events(response: reqwest::Response) -> Vec<String> {
+    let text = response.text().await.unwrap();
+    text.split("\n\n").filter(|e| !e.is_empty()).map(|e| e.trim_start_matches("data: ").to_string()).collect()
+}
+
+pub fn streamed_text(events: &[String]) -> String {
+    events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .collect()
+}
