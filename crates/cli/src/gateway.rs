@@ -50,6 +50,18 @@ pub enum GatewayAction {
     /// Virtual API keys
     #[command(subcommand)]
     Keys(KeysAction),
+    /// Measure the gateway's added latency and throughput against an instant stub backend
+    Bench {
+        /// Concurrent connections per run
+        #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+        connections: Vec<usize>,
+        /// Seconds per run
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Offered load in requests/s shared by the connections [default: as fast as they can]
+        #[arg(long)]
+        rate: Option<f64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -76,6 +88,7 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
     match &args.action {
         Some(GatewayAction::ImportLitellm { file, force }) => return import(&args.config, file, *force),
         Some(GatewayAction::Keys(action)) => return keys(&args.config, action),
+        Some(GatewayAction::Bench { connections, duration, rate }) => return bench(connections, *duration, *rate),
         _ => {}
     }
     let config = GatewayConfig::load(&args.config)?;
@@ -143,4 +156,30 @@ fn keys(dir: &std::path::Path, action: &KeysAction) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Same load to the stub directly and through the gateway, per connection count.
+fn bench(connections: &[usize], duration: u64, rate: Option<f64>) -> anyhow::Result<()> {
+    use hearth_gateway::loadtest::{gateway_over, hammer, instant_stub};
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        let stub = instant_stub().await?;
+        let gateway = gateway_over(stub).await?;
+        let duration = std::time::Duration::from_secs(duration);
+        println!("| connections | path | requests/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|");
+        for &n in connections {
+            let direct = hammer(&format!("http://{stub}"), "stub", n, duration, rate).await;
+            let routed = hammer(&format!("http://{gateway}"), "bench", n, duration, rate).await;
+            for (path, r) in [("direct", &direct), ("gateway", &routed)] {
+                println!("| {n} | {path} | {:.0} | {:.2} | {:.2} | {} |", r.requests_per_s, r.p50_ms, r.p99_ms, r.errors);
+            }
+            println!(
+                "| {n} | added | {:.2}x | +{:.2} | +{:.2} | |",
+                routed.requests_per_s / direct.requests_per_s.max(1e-9),
+                routed.p50_ms - direct.p50_ms,
+                routed.p99_ms - direct.p99_ms
+            );
+        }
+        Ok(())
+    })
 }

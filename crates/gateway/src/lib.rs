@@ -7,6 +7,7 @@ pub mod config;
 pub mod front;
 pub mod keys;
 pub mod litellm;
+pub mod loadtest;
 pub mod metrics;
 pub mod ollama;
 pub mod plan;

@@ -1,0 +1,116 @@
+//! Gateway overhead measurement: an instant stub backend, a load generator with a fixed
+//! number of connections, and the same load sent to the stub directly and through a gateway
+//! in one run, so that the difference is what the gateway adds.
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::config::{BreakerSettings, GatewayConfig, HealthProbe, MappingsFile, ModelMapping, Provider, ProviderKind, ProvidersFile, Route};
+use crate::Gateway;
+
+/// A backend that answers every chat request at once with a fixed completion.
+pub async fn instant_stub() -> std::io::Result<SocketAddr> {
+    let answer = json!({"id": "chatcmpl-stub", "object": "chat.completion", "created": 1, "model": "stub",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}});
+    let app = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/v1/chat/completions", post(move |_: Json<Value>| {
+            let answer = answer.clone();
+            async move { Json(answer) }
+        }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(axum::serve(listener, app).into_future());
+    Ok(addr)
+}
+
+/// A gateway with one route to `backend`, listening on a random port.
+pub async fn gateway_over(backend: SocketAddr) -> std::io::Result<SocketAddr> {
+    let provider = Provider {
+        name: "stub".into(),
+        kind: ProviderKind::Openai,
+        base_url: format!("http://{backend}/v1"),
+        api_key_env: None,
+        timeout_s: 30.0,
+        connect_timeout_s: 5.0,
+        first_token_timeout_s: 30.0,
+        max_concurrent: 100_000,
+        health: HealthProbe { enabled: false, ..Default::default() },
+    };
+    let route = Route { provider: "stub".into(), model: "stub".into(), weight: 1.0, order: None };
+    let mapping = ModelMapping { name: "bench".into(), aliases: vec![], routes: vec![route], fallbacks: vec![], context_window_fallback: None, balancing: Default::default() };
+    let config = GatewayConfig {
+        dir: std::env::temp_dir(),
+        providers: ProvidersFile { providers: vec![provider], circuit_breaker: BreakerSettings::default(), max_attempts: 4 },
+        mappings: MappingsFile { models: vec![mapping] },
+    };
+    let gateway = Gateway::new(config, None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(axum::serve(listener, gateway.router()).into_future());
+    Ok(addr)
+}
+
+/// Latency and throughput of one load run.
+#[derive(Debug, Clone, Default)]
+pub struct LoadResult {
+    pub requests: usize,
+    pub errors: usize,
+    pub requests_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// `connections` clients sending requests for `duration`: back to back, or paced so that
+/// together they offer `rate` requests per second (each client on its own fixed schedule).
+pub async fn hammer(base: &str, model: &str, connections: usize, duration: Duration, rate: Option<f64>) -> LoadResult {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build().expect("HTTP client");
+    let url = Arc::new(format!("{base}/v1/chat/completions"));
+    let body = Arc::new(json!({"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..connections)
+        .map(|i| {
+            let (client, url, body) = (client.clone(), url.clone(), body.clone());
+            let gap = rate.map(|r| Duration::from_secs_f64(connections as f64 / r.max(1e-9)));
+            tokio::spawn(async move {
+                let (mut latencies, mut errors) = (Vec::new(), 0usize);
+                // spread the clients' schedules over one gap
+                let mut next = started + gap.map(|g| g.mul_f64(i as f64 / connections as f64)).unwrap_or_default();
+                while started.elapsed() < duration {
+                    if let Some(gap) = gap {
+                        tokio::time::sleep_until(next.into()).await;
+                        next += gap;
+                    }
+                    let t = Instant::now();
+                    let ok = match client.post(url.as_str()).json(body.as_ref()).send().await {
+                        Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    match ok {
+                        true => latencies.push(t.elapsed().as_secs_f64() * 1000.0),
+                        false => errors += 1,
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let (mut all, mut errors) = (Vec::new(), 0);
+    for task in tasks {
+        if let Ok((l, e)) = task.await {
+            all.extend(l);
+            errors += e;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    let at = |q: f64| all.get(((all.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+    LoadResult { requests: all.len(), errors, requests_per_s: all.len() as f64 / elapsed, p50_ms: at(0.5), p99_ms: at(0.99) }
+}
