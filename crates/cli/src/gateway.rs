@@ -50,6 +50,12 @@ pub enum GatewayAction {
     /// Virtual API keys
     #[command(subcommand)]
     Keys(KeysAction),
+    /// Write the JSON Schemas of providers.yaml and model-mappings.yaml (for editors)
+    Schema {
+        /// Folder to write them to
+        #[arg(long, default_value = "config/schema")]
+        out: PathBuf,
+    },
     /// Measure the gateway's added latency and throughput against an instant stub backend
     Bench {
         /// Concurrent connections per run
@@ -88,6 +94,13 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
     match &args.action {
         Some(GatewayAction::ImportLitellm { file, force }) => return import(&args.config, file, *force),
         Some(GatewayAction::Keys(action)) => return keys(&args.config, action),
+        Some(GatewayAction::Schema { out }) => {
+            std::fs::create_dir_all(out)?;
+            for (name, text) in hearth_gateway::config::schemas() {
+                std::fs::write(out.join(name), text).with_context(|| format!("cannot write {}", out.join(name).display()))?;
+            }
+            return Ok(());
+        }
         Some(GatewayAction::Bench { connections, duration, rate }) => return bench(connections, *duration, *rate),
         _ => {}
     }

@@ -5,13 +5,14 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub const PROVIDERS_FILE: &str = "providers.yaml";
 pub const MAPPINGS_FILE: &str = "model-mappings.yaml";
 
 /// How to talk to a backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// Any OpenAI-compatible server (vLLM, llama.cpp, OpenAI).
@@ -22,7 +23,7 @@ pub enum ProviderKind {
     Hearth,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Provider {
     pub name: String,
@@ -60,7 +61,7 @@ fn default_max_concurrent() -> usize {
 }
 
 /// Active health probing: `/health` for OpenAI-style backends, `/api/tags` for Ollama.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthProbe {
     #[serde(default = "yes")]
@@ -86,7 +87,7 @@ impl Default for HealthProbe {
 }
 
 /// When a backend is taken out of rotation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BreakerSettings {
     /// Failures within the window that open the breaker.
@@ -115,7 +116,7 @@ impl Default for BreakerSettings {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProvidersFile {
     pub providers: Vec<Provider>,
@@ -131,7 +132,7 @@ fn default_max_attempts() -> usize {
 }
 
 /// How requests spread over routes of equal `order`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Balancing {
     #[default]
@@ -139,7 +140,7 @@ pub enum Balancing {
     Weighted,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     pub provider: String,
@@ -156,7 +157,7 @@ fn default_weight() -> f64 {
     1.0
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelMapping {
     pub name: String,
@@ -173,7 +174,7 @@ pub struct ModelMapping {
     pub balancing: Balancing,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MappingsFile {
     pub models: Vec<ModelMapping>,
@@ -305,6 +306,16 @@ impl GatewayConfig {
     pub fn provider(&self, name: &str) -> Option<&Provider> {
         self.providers.providers.iter().find(|p| p.name == name)
     }
+}
+
+/// JSON Schemas of `providers.yaml` and `model-mappings.yaml`, generated from the types the
+/// loader deserializes into (so the schema editors check against and the validator agree).
+pub fn schemas() -> [(&'static str, String); 2] {
+    let text = |schema: schemars::Schema| serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n";
+    [
+        ("providers.schema.json", text(schemars::schema_for!(ProvidersFile))),
+        ("model-mappings.schema.json", text(schemars::schema_for!(MappingsFile))),
+    ]
 }
 
 /// Reads and deserializes one YAML file; errors carry the line serde reports.

@@ -124,3 +124,21 @@ router_settings:
     let e = GatewayConfig::load(&dir).unwrap_err().to_string();
     assert!(e.contains("models[0].fallbacks: `small` is not a model name"), "{e}");
 }
+
+fn shipped_config_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config")
+}
+
+#[test]
+fn the_shipped_example_config_loads() {
+    let config = GatewayConfig::load(&shipped_config_dir()).unwrap();
+    assert_eq!(config.model("Qwen/Qwen2.5-Coder-7B-Instruct-AWQ").unwrap().name, "qwen-coder");
+}
+
+#[test]
+fn the_shipped_schemas_match_the_validator_types() {
+    for (name, generated) in hearth_gateway::config::schemas() {
+        let shipped = std::fs::read_to_string(shipped_config_dir().join("schema").join(name)).unwrap();
+        assert_eq!(shipped, generated, "{name} is stale: run `hearth gateway schema`");
+    }
+}
