@@ -207,3 +207,27 @@ async fn keys_limits_and_usage_records() {
     let usage = store.usage_summary().unwrap();
     assert_eq!(usage, vec![(Some("team".to_string()), "coder".to_string(), "a".to_string(), 14, 10)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_route_to_openai_and_ollama_backends() {
+    let (a, o) = (start_stub("a", false).await, start_stub("ollama", true).await);
+    let providers = format!("providers:\n{}{}", provider_yaml(&a, false, ""), provider_yaml(&o, true, ""));
+    let (url, _, _) = start_gateway(&providers, &two_route_mapping("a", "ollama"), false).await;
+    let client = reqwest::Client::new();
+    let send = |body: Value| client.post(format!("{url}/v1/completions")).json(&body).send();
+    let r = send(json!({"model": "coder", "prompt": "Say", "max_tokens": 5})).await.unwrap();
+    assert_eq!(r.headers()["x-hearth-backend"], "a");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!((v["model"].as_str(), v["choices"][0]["text"].as_str()), (Some("coder"), Some(WORDS.concat().as_str())));
+
+    a.set(Behaviour::Status(502));
+    let r = send(json!({"model": "coder", "prompt": "Say", "max_tokens": 5, "stream": true})).await.unwrap();
+    assert_eq!(r.headers()["x-hearth-backend"], "ollama");
+    let ev = events(r).await;
+    let text: String = ev.iter().filter_map(|e| serde_json::from_str::<Value>(e).ok()).filter_map(|c| c["choices"][0]["text"].as_str().map(str::to_string)).collect();
+    assert_eq!(text, WORDS.concat());
+    let last: Value = serde_json::from_str(&ev[ev.len() - 2]).unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "length");
+    assert_eq!(last["object"], "text_completion");
+    assert_eq!(ev.last().unwrap(), "[DONE]");
+}

@@ -124,6 +124,24 @@ async fn ollama_chat(State(stub): State<Arc<Stub>>, Json(body): Json<Value>) -> 
     stream_of(lines, "\n", None)
 }
 
+async fn openai_completion(State(stub): State<Arc<Stub>>, Json(body): Json<Value>) -> Response {
+    if let Err(r) = misbehave(&stub, &body).await {
+        return r;
+    }
+    Json(json!({"id": "cmpl-stub", "object": "text_completion", "created": 1, "model": body["model"],
+        "choices": [{"index": 0, "text": WORDS.concat(), "finish_reason": "length"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}})).into_response()
+}
+
+async fn ollama_generate(State(stub): State<Arc<Stub>>, Json(body): Json<Value>) -> Response {
+    if let Err(r) = misbehave(&stub, &body).await {
+        return r;
+    }
+    let mut lines: Vec<String> = WORDS.iter().map(|w| json!({"model": body["model"], "response": w, "done": false}).to_string()).collect();
+    lines.push(json!({"model": body["model"], "response": "", "done": true, "done_reason": "length", "prompt_eval_count": 2, "eval_count": 5}).to_string());
+    stream_of(lines, "\n", None)
+}
+
 pub async fn start_stub(name: &str, ollama: bool) -> Arc<Stub> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let stub = Arc::new(Stub {
@@ -135,9 +153,9 @@ pub async fn start_stub(name: &str, ollama: bool) -> Arc<Stub> {
         last_model: Mutex::new(String::new()),
     });
     let app = if ollama {
-        Router::new().route("/api/tags", get(health)).route("/api/chat", route_post(ollama_chat))
+        Router::new().route("/api/tags", get(health)).route("/api/chat", route_post(ollama_chat)).route("/api/generate", route_post(ollama_generate))
     } else {
-        Router::new().route("/health", get(health)).route("/v1/chat/completions", route_post(openai_chat))
+        Router::new().route("/health", get(health)).route("/v1/chat/completions", route_post(openai_chat)).route("/v1/completions", route_post(openai_completion))
     };
     tokio::spawn(axum::serve(listener, app.with_state(stub.clone())).into_future());
     stub
