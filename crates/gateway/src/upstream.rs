@@ -129,10 +129,15 @@ impl Backend {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
-        let first_byte = Duration::from_secs_f64(self.provider.first_token_timeout_s);
-        match tokio::time::timeout(first_byte, first_piece(request)).await {
+        // A complete answer's first byte comes only when generation is done, so the
+        // first-token limit applies to streams; complete answers have the total limit.
+        let limit = match stream {
+            true => Duration::from_secs_f64(self.provider.first_token_timeout_s),
+            false => Duration::from_secs_f64(self.provider.timeout_s),
+        };
+        match tokio::time::timeout(limit, first_piece(request)).await {
             Ok(result) => result,
-            Err(_) => Err(Failure::Retryable(format!("no first byte within {first_byte:?}"))),
+            Err(_) => Err(Failure::Retryable(format!("no first byte within {limit:?}"))),
         }
     }
 

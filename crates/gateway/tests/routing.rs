@@ -32,6 +32,9 @@ async fn failures_fall_back_in_order_under_the_public_name() {
         assert_eq!(r.headers()["x-hearth-backend"], "b", "{failure:?}");
         assert_eq!(r.headers()["x-hearth-attempts"], "2", "{failure:?}");
     }
+    a.set(Behaviour::Hang);
+    let r = post(&url, &chat("coder", true)).await;
+    assert_eq!(r.headers()["x-hearth-backend"], "b", "a stream without a first chunk in time moves on");
     b.set(Behaviour::Status(503));
     a.set(Behaviour::Status(503));
     let r = post(&url, &chat("coder", false)).await;

@@ -163,7 +163,7 @@ pub async fn start_stub(name: &str, ollama: bool) -> Arc<Stub> {
 
 pub fn provider_yaml(stub: &Stub, ollama: bool, extra: &str) -> String {
     let (kind, base) = if ollama { ("ollama", format!("http://{}", stub.addr)) } else { ("openai", format!("http://{}/v1", stub.addr)) };
-    format!("  - name: {}\n    kind: {kind}\n    base_url: {base}\n    first_token_timeout_s: 1\n{extra}", stub.name)
+    format!("  - name: {}\n    kind: {kind}\n    base_url: {base}\n    first_token_timeout_s: 1\n    timeout_s: 2\n{extra}", stub.name)
 }
 
 /// Writes the config files and starts a gateway on a random port.
