@@ -28,6 +28,10 @@ pub struct GatewayArgs {
     /// Do not open the key database (no keys, no usage records)
     #[arg(long)]
     pub no_keys: bool,
+    /// Key and usage database: a SQLite file or a postgres:// URL [default: gateway.db in the
+    /// config folder]
+    #[arg(long, env = "HEARTH_GATEWAY_DB")]
+    pub keys_db: Option<String>,
     #[command(subcommand)]
     pub action: Option<GatewayAction>,
 }
@@ -93,7 +97,7 @@ pub enum KeysAction {
 pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
     match &args.action {
         Some(GatewayAction::ImportLitellm { file, force }) => return import(&args.config, file, *force),
-        Some(GatewayAction::Keys(action)) => return keys(&args.config, action),
+        Some(GatewayAction::Keys(action)) => return keys(&args, action),
         Some(GatewayAction::Schema { out }) => {
             std::fs::create_dir_all(out)?;
             for (name, text) in hearth_gateway::config::schemas() {
@@ -120,12 +124,12 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let store = match args.no_keys {
-        true => None,
-        false => Some(Arc::new(KeyStore::open(&args.config.join(DB_FILE))?)),
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
+        let store = match args.no_keys {
+            true => None,
+            false => Some(Arc::new(KeyStore::open(&keys_location(&args)).await?)),
+        };
         let gateway = Gateway::new(config, store);
         gateway.spawn_health_probes();
         let addr = SocketAddr::new(args.host, args.port);
@@ -152,23 +156,30 @@ fn import(dir: &std::path::Path, file: &std::path::Path, force: bool) -> anyhow:
     Ok(())
 }
 
-fn keys(dir: &std::path::Path, action: &KeysAction) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let store = KeyStore::open(&dir.join(DB_FILE))?;
-    match action {
-        KeysAction::Create { name, budget, rpm, tpm } => {
-            let key = store.create(&KeyPolicy { name: name.clone(), budget_tokens: *budget, rpm: *rpm, tpm: *tpm })?;
-            println!("{key}");
-            eprintln!("store this key now: it is not shown again");
-        }
-        KeysAction::Usage => {
-            println!("| key | model | backend | prompt tokens | completion tokens |\n|---|---|---|---|---|");
-            for (key, model, backend, prompt, completion) in store.usage_summary()? {
-                println!("| {} | {model} | {backend} | {prompt} | {completion} |", key.as_deref().unwrap_or("(none)"));
+fn keys_location(args: &GatewayArgs) -> String {
+    args.keys_db.clone().unwrap_or_else(|| args.config.join(DB_FILE).display().to_string())
+}
+
+fn keys(args: &GatewayArgs, action: &KeysAction) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    runtime.block_on(async {
+        let store = KeyStore::open(&keys_location(args)).await?;
+        match action {
+            KeysAction::Create { name, budget, rpm, tpm } => {
+                let key = store.create(&KeyPolicy { name: name.clone(), budget_tokens: *budget, rpm: *rpm, tpm: *tpm }).await?;
+                println!("{key}");
+                eprintln!("store this key now: it is not shown again");
+            }
+            KeysAction::Usage => {
+                println!("| key | model | backend | prompt tokens | completion tokens |\n|---|---|---|---|---|");
+                for (key, model, backend, prompt, completion) in store.usage_summary().await? {
+                    println!("| {} | {model} | {backend} | {prompt} | {completion} |", key.as_deref().unwrap_or("(none)"));
+                }
             }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Same load to the stub directly and through the gateway, per connection count.

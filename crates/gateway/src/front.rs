@@ -39,7 +39,7 @@ async fn completions(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: B
 }
 
 async fn handle(gw: &Gateway, endpoint: Endpoint, headers: &HeaderMap, body: &[u8]) -> Response {
-    let usage = match authorize(gw, headers) {
+    let usage = match authorize(gw, headers).await {
         Ok(usage) => usage,
         Err(response) => return response,
     };
@@ -61,12 +61,13 @@ fn bad_request(message: &str) -> Response {
 }
 
 /// Checks the virtual key (when keys exist) and its limits; returns where usage goes.
-fn authorize(gw: &Gateway, headers: &HeaderMap) -> Result<UsageSink, Response> {
-    let Some(store) = gw.keys.as_ref().filter(|s| s.has_keys()) else {
-        return Ok(UsageSink::new(gw.usage_tx.clone(), None));
+async fn authorize(gw: &Gateway, headers: &HeaderMap) -> Result<UsageSink, Response> {
+    let store = match &gw.keys {
+        Some(store) if store.has_keys().await => store,
+        _ => return Ok(UsageSink::new(gw.usage_tx.clone(), None)),
     };
     let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
-    let Some((hash, limits)) = store.lookup(given.trim()) else {
+    let Some((hash, limits)) = store.lookup(given.trim()).await else {
         return Err(error_response(StatusCode::UNAUTHORIZED, "Invalid or missing API key.", "invalid_request_error", Some("invalid_api_key")));
     };
     match limits.admit(Instant::now()) {

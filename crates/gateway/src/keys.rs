@@ -1,4 +1,4 @@
-//! Virtual API keys in SQLite: creation (the key is shown once, only its SHA-256 is stored),
+//! Virtual API keys (SQLite by default, Postgres by URL): creation (the key is shown once, only its SHA-256 is stored),
 //! lookup, per-key limits (requests and tokens per minute, a token budget), and the usage table
 //! the writer thread fills.
 
@@ -7,10 +7,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::keys_db::{KeyDb, UsageRow};
 use crate::usage::UsageRecord;
 
 pub const DB_FILE: &str = "gateway.db";
@@ -89,103 +89,86 @@ impl KeyLimits {
     }
 }
 
-/// The SQLite key and usage store, plus the limits of keys seen so far.
+/// The key and usage store (SQLite file or Postgres URL) plus the limits of keys seen so far.
 pub struct KeyStore {
-    conn: Mutex<Connection>,
-    path: String,
+    db: KeyDb,
+    location: String,
     limits: Mutex<HashMap<String, Arc<KeyLimits>>>,
+    /// Whether any key exists, and when that was last asked (keys may be created elsewhere).
+    any_key: Mutex<Option<(bool, Instant)>>,
 }
+
+/// How long "does any key exist" is trusted before asking the database again.
+const ANY_KEY_TTL: Duration = Duration::from_secs(1);
 
 pub fn hash_key(key: &str) -> String {
     Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl KeyStore {
-    pub fn open(path: &Path) -> Result<Self, KeyStoreError> {
-        let shown = path.display().to_string();
-        let err = |e: rusqlite::Error| KeyStoreError { path: shown.clone(), message: e.to_string() };
-        let conn = Connection::open(path).map_err(err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             CREATE TABLE IF NOT EXISTS keys (key_hash TEXT PRIMARY KEY, name TEXT NOT NULL, budget_tokens INTEGER,
-                 rpm INTEGER, tpm INTEGER, created INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS usage (ts INTEGER NOT NULL, key_hash TEXT, model TEXT NOT NULL, backend TEXT NOT NULL,
-                 prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL);
-             CREATE INDEX IF NOT EXISTS usage_by_key ON usage(key_hash);",
-        )
-        .map_err(err)?;
-        Ok(KeyStore { conn: Mutex::new(conn), path: shown, limits: Mutex::new(HashMap::new()) })
+    /// A `postgres://` or `postgresql://` URL, or a SQLite file path.
+    pub async fn open(location: &str) -> Result<Self, KeyStoreError> {
+        let fail = |message: String| KeyStoreError { path: location.to_string(), message };
+        let db = if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            KeyDb::open_postgres(location).await.map_err(fail)?
+        } else {
+            KeyDb::open_sqlite(Path::new(location)).map_err(fail)?
+        };
+        Ok(KeyStore { db, location: location.to_string(), limits: Mutex::new(HashMap::new()), any_key: Mutex::new(None) })
     }
 
-    fn fail(&self, e: rusqlite::Error) -> KeyStoreError {
-        KeyStoreError { path: self.path.clone(), message: e.to_string() }
+    fn fail(&self, message: String) -> KeyStoreError {
+        KeyStoreError { path: self.location.clone(), message }
     }
 
     /// Creates a key and returns it (shown once; only its hash is stored).
-    pub fn create(&self, policy: &KeyPolicy) -> Result<String, KeyStoreError> {
+    pub async fn create(&self, policy: &KeyPolicy) -> Result<String, KeyStoreError> {
         let key = format!("sk-hearth-{:032x}", rand::random::<u128>());
-        let conn = self.conn.lock().expect("db lock");
-        conn.execute(
-            "INSERT INTO keys (key_hash, name, budget_tokens, rpm, tpm, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![hash_key(&key), policy.name, policy.budget_tokens, policy.rpm, policy.tpm, crate::unix_now()],
-        )
-        .map_err(|e| self.fail(e))?;
+        self.db.insert_key(&hash_key(&key), policy, crate::unix_now()).await.map_err(|e| self.fail(e))?;
+        *self.any_key.lock().expect("key cache lock") = Some((true, Instant::now()));
         Ok(key)
     }
 
     /// True when any key exists (then every API request needs one).
-    pub fn has_keys(&self) -> bool {
-        let conn = self.conn.lock().expect("db lock");
-        conn.query_row("SELECT EXISTS(SELECT 1 FROM keys)", [], |r| r.get::<_, bool>(0)).unwrap_or(false)
+    pub async fn has_keys(&self) -> bool {
+        if let Some((known, at)) = *self.any_key.lock().expect("key cache lock") {
+            if known || at.elapsed() < ANY_KEY_TTL {
+                return known;
+            }
+        }
+        let known = self.db.any_key().await.unwrap_or_else(|e| {
+            tracing::error!("key store {}: {e}", self.location);
+            true // fail closed: demand a key rather than let everyone in
+        });
+        *self.any_key.lock().expect("key cache lock") = Some((known, Instant::now()));
+        known
     }
 
     /// The limits of `key`, or None if it is not a key.
-    pub fn lookup(&self, key: &str) -> Option<(String, Arc<KeyLimits>)> {
+    pub async fn lookup(&self, key: &str) -> Option<(String, Arc<KeyLimits>)> {
         let hash = hash_key(key);
         if let Some(limits) = self.limits.lock().expect("limits lock").get(&hash) {
             return Some((hash, limits.clone()));
         }
-        let conn = self.conn.lock().expect("db lock");
-        let policy = conn
-            .query_row("SELECT name, budget_tokens, rpm, tpm FROM keys WHERE key_hash = ?1", params![hash], |r| {
-                Ok(KeyPolicy { name: r.get(0)?, budget_tokens: r.get(1)?, rpm: r.get(2)?, tpm: r.get(3)? })
-            })
-            .optional()
-            .ok()??;
-        let spent: u64 = conn
-            .query_row("SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM usage WHERE key_hash = ?1", params![hash], |r| r.get(0))
-            .unwrap_or(0);
-        drop(conn);
+        let (policy, spent) = match self.db.policy(&hash).await {
+            Ok(found) => found?,
+            Err(e) => {
+                tracing::error!("key store {}: {e}", self.location);
+                return None;
+            }
+        };
         let limits = Arc::new(KeyLimits::new(policy, spent));
         self.limits.lock().expect("limits lock").insert(hash.clone(), limits.clone());
         Some((hash, limits))
     }
 
     /// Token totals per (key name, model, backend).
-    pub fn usage_summary(&self) -> Result<Vec<(Option<String>, String, String, u64, u64)>, KeyStoreError> {
-        let conn = self.conn.lock().expect("db lock");
-        let mut stmt = conn
-            .prepare(
-                "SELECT k.name, u.model, u.backend, SUM(u.prompt_tokens), SUM(u.completion_tokens)
-                 FROM usage u LEFT JOIN keys k ON k.key_hash = u.key_hash GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-            )
-            .map_err(|e| self.fail(e))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-            .map_err(|e| self.fail(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))
+    pub async fn usage_summary(&self) -> Result<Vec<UsageRow>, KeyStoreError> {
+        self.db.usage_summary().await.map_err(|e| self.fail(e))
     }
 
-    fn insert_usage(&self, records: &[UsageRecord]) -> Result<(), rusqlite::Error> {
-        let mut conn = self.conn.lock().expect("db lock");
-        let tx = conn.transaction()?;
-        for r in records {
-            tx.execute(
-                "INSERT INTO usage (ts, key_hash, model, backend, prompt_tokens, completion_tokens) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![crate::unix_now(), r.key_hash, r.model, r.backend, r.prompt_tokens, r.completion_tokens],
-            )?;
-        }
-        tx.commit()
+    pub async fn insert_usage(&self, records: &[UsageRecord]) -> Result<(), KeyStoreError> {
+        self.db.insert_usage(records, crate::unix_now()).await.map_err(|e| self.fail(e))
     }
 }
 
@@ -196,9 +179,7 @@ pub async fn write_usage(store: Arc<KeyStore>, mut rx: UnboundedReceiver<UsageRe
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
         }
-        let store = store.clone();
-        let result = tokio::task::spawn_blocking(move || store.insert_usage(&batch)).await;
-        if let Ok(Err(e)) = result {
+        if let Err(e) = store.insert_usage(&batch).await {
             tracing::error!("cannot record usage: {e}");
         }
     }
@@ -222,22 +203,42 @@ mod tests {
         assert!(matches!(limits.admit(t0 + Duration::from_secs(200)), Err(Refusal::BudgetExceeded(_))));
     }
 
-    #[test]
-    fn keys_are_stored_hashed_and_usage_is_summed() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn keys_are_stored_hashed_and_usage_is_summed() {
         let path = std::env::temp_dir().join(format!("hearth-keys-{}.db", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let store = KeyStore::open(&path).unwrap();
-        assert!(!store.has_keys());
-        let key = store.create(&KeyPolicy { name: "team-a".into(), rpm: Some(10), ..Default::default() }).unwrap();
-        assert!(key.starts_with("sk-hearth-") && store.has_keys());
-        let (hash, limits) = store.lookup(&key).unwrap();
-        assert_eq!(limits.policy.rpm, Some(10));
-        assert!(store.lookup("sk-hearth-wrong").is_none());
-        let record = UsageRecord { key_hash: Some(hash), model: "m".into(), backend: "b".into(), prompt_tokens: 3, completion_tokens: 4 };
-        store.insert_usage(&[record.clone(), record]).unwrap();
-        assert_eq!(store.usage_summary().unwrap(), vec![(Some("team-a".into()), "m".into(), "b".into(), 6, 8)]);
+        let store = KeyStore::open(path.to_str().unwrap()).await.unwrap();
+        check_store(&store).await;
         let text = std::fs::read(&path).unwrap();
-        assert!(!String::from_utf8_lossy(&text).contains(&key), "the key itself is not stored");
+        assert!(!String::from_utf8_lossy(&text).contains("sk-hearth-"), "keys themselves are not stored");
         let _ = std::fs::remove_file(&path);
+    }
+
+    /// Runs against a real Postgres when `HEARTH_TEST_POSTGRES_URL` names one (`.ci/run` starts
+    /// one); without it there is nothing to connect to and the test says so.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn keys_in_postgres() {
+        let Ok(url) = std::env::var("HEARTH_TEST_POSTGRES_URL") else {
+            eprintln!("HEARTH_TEST_POSTGRES_URL is not set: the Postgres key store is not exercised here");
+            return;
+        };
+        let store = KeyStore::open(&url).await.unwrap();
+        if let KeyDb::Postgres(client) = &store.db {
+            client.batch_execute("DELETE FROM usage; DELETE FROM keys;").await.unwrap();
+        }
+        check_store(&store).await;
+    }
+
+    /// The same checks on any store: creation, hashed lookup, usage sums.
+    pub async fn check_store(store: &KeyStore) {
+        assert!(!store.has_keys().await);
+        let key = store.create(&KeyPolicy { name: "team-a".into(), rpm: Some(10), ..Default::default() }).await.unwrap();
+        assert!(key.starts_with("sk-hearth-") && store.has_keys().await);
+        let (hash, limits) = store.lookup(&key).await.unwrap();
+        assert_eq!(limits.policy.rpm, Some(10));
+        assert!(store.lookup("sk-hearth-wrong").await.is_none());
+        let record = UsageRecord { key_hash: Some(hash), model: "m".into(), backend: "b".into(), prompt_tokens: 3, completion_tokens: 4 };
+        store.insert_usage(&[record.clone(), record]).await.unwrap();
+        assert_eq!(store.usage_summary().await.unwrap(), vec![(Some("team-a".into()), "m".into(), "b".into(), 6, 8)]);
     }
 }

@@ -6,6 +6,7 @@ pub mod breaker;
 pub mod config;
 pub mod front;
 pub mod keys;
+pub mod keys_db;
 pub mod litellm;
 pub mod loadtest;
 pub mod metrics;

@@ -167,13 +167,18 @@ pub fn provider_yaml(stub: &Stub, ollama: bool, extra: &str) -> String {
 }
 
 /// Writes the config files and starts a gateway on a random port.
-pub async fn start_gateway(providers: &str, mappings: &str, keys: bool) -> (String, Arc<Gateway>, std::path::PathBuf) {
+/// `keys`: a key store location (SQLite file name inside the config folder, or a Postgres URL).
+pub async fn start_gateway(providers: &str, mappings: &str, keys: Option<&str>) -> (String, Arc<Gateway>, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("hearth-gw-{}-{}", std::process::id(), rand::random::<u32>()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(PROVIDERS_FILE), providers).unwrap();
     std::fs::write(dir.join(MAPPINGS_FILE), mappings).unwrap();
     let config = GatewayConfig::load(&dir).unwrap_or_else(|e| panic!("{e}\n{providers}\n{mappings}"));
-    let store = keys.then(|| Arc::new(KeyStore::open(&dir.join("gateway.db")).unwrap()));
+    let store = match keys {
+        Some(url) if url.starts_with("postgres") => Some(Arc::new(KeyStore::open(url).await.unwrap())),
+        Some(file) => Some(Arc::new(KeyStore::open(dir.join(file).to_str().unwrap()).await.unwrap())),
+        None => None,
+    };
     let gateway = Gateway::new(config, store);
     gateway.spawn_health_probes();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
