@@ -79,9 +79,18 @@ fn rows_dot_impl(
     #[cfg(target_arch = "x86_64")]
     if simd && tokens.len() == 1 && crate::cpu::has_avx512_vnni() && !matches!(dtype, QuantType::Q4K | QuantType::Q6K) {
         // one token of small blocks: the float chain runs inline, nothing goes through scratch
-        for (r, row) in rows.iter().enumerate() {
-            // SAFETY: avx512f/bw/vnni are present (checked); the row holds k elements.
-            out[r] = unsafe { x86::small_block_row_single(dtype, row, acts, tokens.start) };
+        // rows in pairs: their float chains interleave, each in its own (unchanged) order
+        // (measured: pairs 7% faster than single rows on SmolLM2 decode; fours slower again)
+        let mut pairs = rows.chunks_exact(2);
+        for (p, pair) in pairs.by_ref().enumerate() {
+            // SAFETY: avx512f/bw/vnni are present (checked); each row holds k elements.
+            let totals = unsafe { x86::small_block_rows_single::<2>(dtype, [pair[0], pair[1]], acts, tokens.start) };
+            out[2 * p..2 * p + 2].copy_from_slice(&totals);
+        }
+        let done = rows.len() - pairs.remainder().len();
+        for (r, row) in pairs.remainder().iter().enumerate() {
+            // SAFETY: as above.
+            out[done + r] = unsafe { x86::small_block_row_single(dtype, row, acts, tokens.start) };
         }
         return;
     }
@@ -249,6 +258,48 @@ mod x86 {
             QuantType::Q4_0 => small_blocks_single::<Q4_0>(row, acts, t),
             _ => small_blocks_single::<Q8_0>(row, acts, t),
         }
+    }
+
+    /// `R` rows at once for token t; each result equals a `small_block_row_single` call (every
+    /// row keeps its own summation order; only the rows' float chains interleave).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,f16c")]
+    pub(super) unsafe fn small_block_rows_single<const R: usize>(dtype: QuantType, rows: [&[u8]; R], acts: &QuantActs, t: usize) -> [f32; R] {
+        match dtype {
+            QuantType::Q4_1 => small_blocks_multi::<Q4_1, R>(rows, acts, t),
+            QuantType::Q4_0 => small_blocks_multi::<Q4_0, R>(rows, acts, t),
+            _ => small_blocks_multi::<Q8_0, R>(rows, acts, t),
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,f16c")]
+    unsafe fn small_blocks_multi<K: SmallBlock, const R: usize>(rows: [&[u8]; R], acts: &QuantActs, t: usize) -> [f32; R] {
+        let (size, k) = (K::SIZE, acts.k);
+        let n_blocks = k / 32;
+        assert!(rows.iter().all(|r| r.len() >= n_blocks * size) && (t + 1) * k <= acts.q.len());
+        let a_row = &acts.q[t * k..(t + 1) * k];
+        let (scales, sums) = (&acts.scale[t * n_blocks..(t + 1) * n_blocks], &acts.group_sum[t * n_blocks..(t + 1) * n_blocks]);
+        let mut padded = [0i8; SPAN];
+        let mut isums = [[0i32; SPAN / 16]; R];
+        let mut totals = [0f32; R];
+        for start in (0..n_blocks).step_by(8) {
+            let n = 8.min(n_blocks - start);
+            let acts_span = span_acts(a_row, start, n, &mut padded);
+            let spans: [&[u8]; R] = std::array::from_fn(|r| &rows[r][start * size..(start + n) * size]);
+            for (bytes, isum) in spans.iter().zip(isums.iter_mut()) {
+                // blocks past the end repeat the first one; their activations are zero
+                let block = |i: usize| &bytes[if i < n { i } else { 0 } * size..][..size];
+                let code: [__m512i; 4] = std::array::from_fn(|c| K::pair(block(2 * c), block(2 * c + 1)));
+                reduce_groups_of_32(dots(code, acts_span), isum);
+            }
+            for i in 0..n {
+                let (m_i, dx) = (sums[start + i], scales[start + i]);
+                for r in 0..R {
+                    let (d, neg_dmin) = small_block_scales::<K>(&spans[r][i * size..(i + 1) * size]);
+                    totals[r] = crate::tile::add_block(totals[r], isums[r][i], m_i, d, neg_dmin, dx);
+                }
+            }
+        }
+        totals
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,f16c")]
@@ -612,8 +663,12 @@ mod tests {
             let mut portable = vec![0f32; m * ROWS];
             rows_dot_impl(dtype, &refs, &acts, 0..m, &mut RowScratch::default(), &mut portable, false);
             for t in 0..m {
+                // one token over five rows: rows go in pairs plus a remainder on the SIMD path
+                let mut single = vec![0f32; ROWS];
+                rows_dot(dtype, &refs, &acts, t..t + 1, &mut RowScratch::default(), &mut single);
                 for r in 0..refs.len() {
                     let alone = row_dot(dtype, refs[r], &acts, t);
+                    assert_eq!(alone.to_bits(), single[r].to_bits(), "{dtype} single token t {t} r {r}");
                     assert_eq!(alone.to_bits(), together[t * ROWS + r].to_bits(), "{dtype} t {t} r {r}");
                     assert_eq!(alone.to_bits(), portable[t * ROWS + r].to_bits(), "{dtype} portable t {t} r {r}");
                 }
