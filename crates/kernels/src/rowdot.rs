@@ -253,11 +253,7 @@ mod x86 {
     /// `dot(row, activation row t)` for 32-element blocks, the float steps done inline in
     /// block order (the same `tile::add_block` sequence as every other path).
     pub(super) unsafe fn small_block_row_single(dtype: QuantType, row: &[u8], acts: &QuantActs, t: usize) -> f32 {
-        match dtype {
-            QuantType::Q4_1 => small_blocks_single::<Q4_1>(row, acts, t),
-            QuantType::Q4_0 => small_blocks_single::<Q4_0>(row, acts, t),
-            _ => small_blocks_single::<Q8_0>(row, acts, t),
-        }
+        small_block_rows_single::<1>(dtype, [row], acts, t)[0]
     }
 
     /// `R` rows at once for token t; each result equals a `small_block_row_single` call (every
@@ -300,32 +296,6 @@ mod x86 {
             }
         }
         totals
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,f16c")]
-    unsafe fn small_blocks_single<K: SmallBlock>(row: &[u8], acts: &QuantActs, t: usize) -> f32 {
-        let (size, k) = (K::SIZE, acts.k);
-        let n_blocks = k / 32;
-        assert!(row.len() >= n_blocks * size && (t + 1) * k <= acts.q.len());
-        let a_row = &acts.q[t * k..(t + 1) * k];
-        let (scales, sums) = (&acts.scale[t * n_blocks..(t + 1) * n_blocks], &acts.group_sum[t * n_blocks..(t + 1) * n_blocks]);
-        let mut padded = [0i8; SPAN];
-        let mut isums = [0i32; SPAN / 16];
-        let mut total = 0f32;
-        for start in (0..n_blocks).step_by(8) {
-            let n = 8.min(n_blocks - start);
-            let bytes = &row[start * size..(start + n) * size];
-            // blocks past the end repeat the first one; their activations are zero
-            let block = |i: usize| &bytes[if i < n { i } else { 0 } * size..][..size];
-            let code: [__m512i; 4] = std::array::from_fn(|c| K::pair(block(2 * c), block(2 * c + 1)));
-            reduce_groups_of_32(dots(code, span_acts(a_row, start, n, &mut padded)), &mut isums);
-            for i in 0..n {
-                let (d, neg_dmin) = small_block_scales::<K>(&bytes[i * size..(i + 1) * size]);
-                let (a_i, m_i, dx) = (isums[i], sums[start + i], scales[start + i]);
-                total = crate::tile::add_block(total, a_i, m_i, d, neg_dmin, dx);
-            }
-        }
-        total
     }
 
     /// The 256 activations of blocks `start .. start + n` of a row, zero-padded past `n`.
