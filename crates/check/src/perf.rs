@@ -52,7 +52,7 @@ pub async fn performance(base: &str, api_key: Option<&str>, model: &str) -> Chec
     let mut r = CheckResult::new("Performance characteristics", false);
     let client = reqwest::Client::builder().timeout(Duration::from_secs(600)).build().expect("HTTP client");
     let url = format!("{}/v1/chat/completions", base.trim_end_matches('/'));
-    r.request = format!("POST /v1/chat/completions (streaming, max_tokens 64; then 1, 4 and 8 concurrent with max_tokens 32)");
+    r.request = "POST /v1/chat/completions (streaming, max_tokens 64; then 1, 4 and 8 concurrent with max_tokens 32)".into();
     match timed_stream(&client, &url, api_key, model, 64).await {
         Ok(t) => {
             let decode = t.chunks.saturating_sub(1) as f64 / (t.total - t.ttft).as_secs_f64().max(1e-9);

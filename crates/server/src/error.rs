@@ -9,13 +9,14 @@ use hearth_protocol::ErrorResponse;
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub body: ErrorResponse,
+    /// Boxed: errors travel through many `Result`s and should stay small.
+    pub body: Box<ErrorResponse>,
     pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
     fn new(status: StatusCode, kind: &str, message: impl Into<String>, param: Option<&str>, code: Option<&str>) -> Self {
-        ApiError { status, body: ErrorResponse::new(message, kind, param, code), retry_after_s: None }
+        ApiError { status, body: Box::new(ErrorResponse::new(message, kind, param, code)), retry_after_s: None }
     }
 
     pub fn bad_request(message: impl Into<String>, param: Option<&str>) -> Self {
@@ -72,7 +73,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, axum::Json(self.body)).into_response();
+        let mut response = (self.status, axum::Json(*self.body)).into_response();
         if let Some(seconds) = self.retry_after_s {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
