@@ -242,3 +242,33 @@ async fn metrics_follow_the_requests() {
     assert!(metric(&server, "prefix_cache_hits_total").await > 0.0, "the second prompt reuses the first's blocks");
     assert!(text.contains("hearth:request_success_total{model_name=\"smollm\",finished_reason=\"length\"} 2"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_choices_stream_side_by_side() {
+    let server = start().await;
+    let body = chat("Name a fruit.", json!({"n": 2, "temperature": 1.0, "seed": 5, "max_tokens": 12, "stream": true,
+        "stream_options": {"include_usage": true}}));
+    let chunks = stream(&server, "/v1/chat/completions", &body).await;
+    let (usage_chunk, rest) = chunks.split_last().unwrap();
+    let mut texts = [String::new(), String::new()];
+    let mut finished = [0, 0];
+    for (i, c) in rest.iter().enumerate() {
+        let choice = &c["choices"][0];
+        let index = choice["index"].as_u64().unwrap() as usize;
+        if i < 2 {
+            assert_eq!(choice["delta"]["role"], "assistant", "each choice opens with the role");
+        }
+        texts[index].push_str(choice["delta"]["content"].as_str().unwrap_or(""));
+        finished[index] += usize::from(choice["finish_reason"].is_string());
+    }
+    assert_eq!(finished, [1, 1], "each choice finishes once");
+    let (status, whole) = post(&server, "/v1/chat/completions", &chat("Name a fruit.", json!({"n": 2, "temperature": 1.0, "seed": 5, "max_tokens": 12}))).await;
+    assert_eq!(status, 200);
+    for (i, text) in texts.iter().enumerate() {
+        assert_eq!(content(&whole, i), text, "choice {i} streams the same text as it returns");
+    }
+    for field in ["prompt_tokens", "completion_tokens", "total_tokens"] {
+        assert_eq!(usage_chunk["usage"][field], whole["usage"][field], "{field}");
+    }
+    assert!(whole["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap() > 0, "the repeated prompt hit the prefix cache");
+}
