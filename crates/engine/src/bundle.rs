@@ -45,7 +45,8 @@ pub struct ChatMessage {
 impl ModelBundle {
     pub fn load(path: &Path) -> Result<Self, LoadError> {
         let model = Model::load(path)?;
-        let tokenizer = Tokenizer::from_gguf(model.gguf())?;
+        let gguf = model.gguf().expect("Model::load reads a GGUF file");
+        let tokenizer = Tokenizer::from_gguf(gguf)?;
         let template = match tokenizer.chat_template() {
             Some(source) => Some(ChatTemplate::new(
                 source,

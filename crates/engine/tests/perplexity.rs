@@ -27,7 +27,7 @@ fn perplexity(model: &Model, ids: &[u32], n_ctx: usize) -> (f64, usize) {
 fn check(name: &str) {
     hearth_kernels::threads::init(None);
     let model = Model::load(model_path(name)).unwrap();
-    let tokenizer = Tokenizer::from_gguf(model.gguf()).unwrap();
+    let tokenizer = Tokenizer::from_gguf(model.gguf().unwrap()).unwrap();
     let ids = tokenizer.encode(&eval_text()).unwrap();
     let case = perplexity_cases().into_iter().find(|c| c.model == name).unwrap();
     assert_eq!(ids.len() / case.n_ctx, case.chunks, "chunk count");

@@ -199,6 +199,11 @@ impl GgufFile {
         &self.path
     }
 
+    /// Every tensor's description, in name order.
+    pub fn tensors(&self) -> impl Iterator<Item = &TensorInfo> {
+        self.tensors.values()
+    }
+
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
         self.tensors.get(name)
     }

@@ -7,6 +7,7 @@ pub mod kv;
 pub mod llama;
 pub mod qwen2;
 pub mod storage;
+pub mod tensors;
 pub mod transformer;
 pub mod weights;
 

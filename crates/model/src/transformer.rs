@@ -10,6 +10,7 @@ use crate::config::ModelConfig;
 use crate::error::ModelError;
 use crate::gguf::GgufFile;
 use crate::kv::{ContiguousBatch, KvCache, KvStore};
+use crate::tensors::TensorTable;
 use crate::weights::{Linear, Weight, WeightLoader};
 
 struct Layer {
@@ -54,7 +55,9 @@ pub struct BatchSpan<'a> {
 /// A loaded model: weights borrowed from the mapped file.
 pub struct Model {
     config: ModelConfig,
-    file: Arc<GgufFile>,
+    file: Option<Arc<GgufFile>>,
+    /// Where the weights came from (for error messages).
+    path: std::path::PathBuf,
     embed: Weight,
     layers: Vec<Layer>,
     output_norm: Vec<f32>,
@@ -75,7 +78,13 @@ impl Model {
 
     pub fn from_gguf(file: Arc<GgufFile>) -> Result<Self, ModelError> {
         let config = ModelConfig::from_gguf(&file)?;
-        let w = WeightLoader::new(&file);
+        let table = TensorTable::from_gguf(&file);
+        Self::from_table(config, &table, Some(file))
+    }
+
+    /// Builds the model from tensors with GGUF names (from any file format).
+    pub fn from_table(config: ModelConfig, table: &TensorTable, file: Option<Arc<GgufFile>>) -> Result<Self, ModelError> {
+        let w = WeightLoader::new(table);
         let (h, kvw, qw) = (config.hidden, config.kv_width(), config.n_heads * config.head_dim);
         let bias = config.arch.qkv_bias;
         let layers = (0..config.n_layers)
@@ -104,6 +113,7 @@ impl Model {
             rope,
             config,
             file,
+            path: table.path().to_path_buf(),
             scratch: std::sync::Mutex::new(Scratch::default()),
         })
     }
@@ -112,8 +122,9 @@ impl Model {
         &self.config
     }
 
-    pub fn gguf(&self) -> &Arc<GgufFile> {
-        &self.file
+    /// The GGUF file the model came from, if it came from one.
+    pub fn gguf(&self) -> Option<&Arc<GgufFile>> {
+        self.file.as_ref()
     }
 
     /// A fresh, empty cache for one sequence.
@@ -170,7 +181,7 @@ impl Model {
         let vocab = self.config.vocab_size;
         match spans.iter().flat_map(|s| s.tokens).find(|&&t| t as usize >= vocab) {
             Some(bad) => Err(ModelError::Config {
-                path: self.file.path().into(),
+                path: self.path.clone(),
                 message: format!("token id {bad} is out of range (vocabulary has {vocab} tokens)"),
             }),
             None => Ok(()),

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use crate::error::ModelError;
-use crate::gguf::{GgufFile, TensorInfo};
 use crate::storage::TensorBytes;
+use crate::tensors::{TensorEntry, TensorTable};
 use hearth_kernels::{QMatrix, QuantType};
 
 /// A weight matrix `rows x cols` kept in its stored (usually quantized) form.
@@ -65,35 +65,33 @@ impl Linear {
     }
 }
 
-/// Loads tensors from a GGUF file with shape checks and errors naming the tensor.
+/// Loads tensors from a model's tensor table with shape checks and errors naming the tensor.
 pub struct WeightLoader<'a> {
-    file: &'a GgufFile,
+    table: &'a TensorTable,
 }
 
 impl<'a> WeightLoader<'a> {
-    pub fn new(file: &'a GgufFile) -> Self {
-        WeightLoader { file }
+    pub fn new(table: &'a TensorTable) -> Self {
+        WeightLoader { table }
     }
 
     fn path(&self) -> &Path {
-        self.file.path()
+        self.table.path()
     }
 
     pub fn has(&self, name: &str) -> bool {
-        self.file.tensor(name).is_some()
+        self.table.get(name).is_some()
     }
 
-    fn info(&self, name: &str) -> Result<&'a TensorInfo, ModelError> {
-        self.file
-            .tensor(name)
-            .ok_or_else(|| ModelError::MissingTensor { path: self.path().into(), name: name.to_string() })
+    fn info(&self, name: &str) -> Result<&'a TensorEntry, ModelError> {
+        self.table.get(name).ok_or_else(|| ModelError::MissingTensor { path: self.path().into(), name: name.to_string() })
     }
 
-    fn check_shape(&self, info: &TensorInfo, expected: &[u64]) -> Result<(), ModelError> {
+    fn check_shape(&self, name: &str, info: &TensorEntry, expected: &[u64]) -> Result<(), ModelError> {
         if info.dims != expected {
             return Err(ModelError::BadShape {
                 path: self.path().into(),
-                name: info.name.clone(),
+                name: name.to_string(),
                 found: info.dims.clone(),
                 expected: expected.to_vec(),
             });
@@ -104,8 +102,8 @@ impl<'a> WeightLoader<'a> {
     /// A matrix with `rows` output features over `cols` inputs (GGUF dims `[cols, rows]`).
     pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Weight, ModelError> {
         let info = self.info(name)?;
-        self.check_shape(info, &[cols as u64, rows as u64])?;
-        let bytes = self.file.tensor_bytes(info);
+        self.check_shape(name, info, &[cols as u64, rows as u64])?;
+        let bytes = info.bytes.clone();
         QMatrix::new(info.dtype, rows, cols, bytes.as_slice()).map_err(|e| ModelError::UnsupportedType {
             path: self.path().into(),
             name: name.to_string(),
@@ -118,8 +116,8 @@ impl<'a> WeightLoader<'a> {
     /// A 1-D tensor of `len` values converted to f32 (norm weights, biases).
     pub fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
         let info = self.info(name)?;
-        self.check_shape(info, &[len as u64])?;
-        let bytes = self.file.tensor_bytes(info);
+        self.check_shape(name, info, &[len as u64])?;
+        let bytes = info.bytes.clone();
         let view = QMatrix::new(info.dtype, 1, len, bytes.as_slice()).map_err(|e| ModelError::UnsupportedType {
             path: self.path().into(),
             name: name.to_string(),

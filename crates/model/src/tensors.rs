@@ -1,0 +1,47 @@
+//! A model's tensors by GGUF-style name, whatever file format they came from: each entry is a
+//! dtype, dims (GGUF order: innermost first) and a window of mapped bytes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use hearth_kernels::QuantType;
+
+use crate::gguf::GgufFile;
+use crate::storage::TensorBytes;
+
+/// One tensor: type, dims (innermost first), bytes.
+#[derive(Clone)]
+pub struct TensorEntry {
+    pub dtype: QuantType,
+    pub dims: Vec<u64>,
+    pub bytes: TensorBytes,
+}
+
+/// Every tensor of a model, by GGUF name; `path` names the source in errors.
+pub struct TensorTable {
+    path: PathBuf,
+    tensors: HashMap<String, TensorEntry>,
+}
+
+impl TensorTable {
+    pub fn new(path: PathBuf, tensors: HashMap<String, TensorEntry>) -> Self {
+        TensorTable { path, tensors }
+    }
+
+    /// The tensors of a GGUF file (borrowing its mapping).
+    pub fn from_gguf(file: &GgufFile) -> Self {
+        let tensors = file
+            .tensors()
+            .map(|info| (info.name.clone(), TensorEntry { dtype: info.dtype, dims: info.dims.clone(), bytes: file.tensor_bytes(info) }))
+            .collect();
+        TensorTable { path: file.path().to_path_buf(), tensors }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn get(&self, name: &str) -> Option<&TensorEntry> {
+        self.tensors.get(name)
+    }
+}
