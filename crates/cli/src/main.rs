@@ -6,6 +6,7 @@ mod bench_model;
 mod chat;
 mod check;
 mod common;
+mod convert;
 mod gateway;
 mod generate;
 mod serve;
@@ -35,6 +36,8 @@ enum Command {
     Check(check::CheckArgs),
     /// One OpenAI endpoint over many backends: routing, fallback, keys (LiteLLM's role).
     Gateway(gateway::GatewayArgs),
+    /// Write a GGUF model as a Hugging Face directory in bf16 (dequantized weights).
+    Convert(convert::ConvertArgs),
     /// Serve a model over an OpenAI-compatible HTTP API (like `vllm serve`).
     Serve(serve::ServeArgs),
 }
@@ -52,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Check(args) => check::run(args),
         Command::Gateway(args) => gateway::run(args),
+        Command::Convert(args) => convert::run(args),
     }
 }
 

@@ -35,6 +35,23 @@ pub enum LoadError {
     Tokenizer(#[from] TokenizerError),
 }
 
+/// Sampling defaults from `generation_config.json` (absent or unreadable: none).
+fn read_generation_defaults(dir: &Path) -> GenerationDefaults {
+    let Ok(text) = std::fs::read_to_string(dir.join("generation_config.json")) else { return GenerationDefaults::default() };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        tracing::warn!("{}: not valid JSON; using OpenAI's sampling defaults", dir.join("generation_config.json").display());
+        return GenerationDefaults::default();
+    };
+    let float = |k: &str| v[k].as_f64().map(|x| x as f32);
+    GenerationDefaults {
+        temperature: float("temperature"),
+        top_p: float("top_p"),
+        top_k: v["top_k"].as_u64().map(|k| k as usize),
+        min_p: float("min_p"),
+        repetition_penalty: float("repetition_penalty"),
+    }
+}
+
 /// One chat message in OpenAI's basic shape.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChatMessage {
@@ -43,10 +60,17 @@ pub struct ChatMessage {
 }
 
 impl ModelBundle {
+    /// A GGUF file, or a Hugging Face directory (config.json, safetensors, tokenizer files,
+    /// generation_config.json).
     pub fn load(path: &Path) -> Result<Self, LoadError> {
-        let model = Model::load(path)?;
-        let gguf = model.gguf().expect("Model::load reads a GGUF file");
-        let tokenizer = Tokenizer::from_gguf(gguf)?;
+        let (model, tokenizer, generation_defaults) = if path.is_dir() {
+            let model = Model::load_dir(path)?;
+            (model, Tokenizer::from_dir(path)?, read_generation_defaults(path))
+        } else {
+            let model = Model::load(path)?;
+            let tokenizer = Tokenizer::from_gguf(model.gguf().expect("Model::load reads a GGUF file"))?;
+            (model, tokenizer, GenerationDefaults::default())
+        };
         let template = match tokenizer.chat_template() {
             Some(source) => Some(ChatTemplate::new(
                 source,
@@ -55,12 +79,7 @@ impl ModelBundle {
             )?),
             None => None,
         };
-        Ok(ModelBundle {
-            model: Arc::new(model),
-            tokenizer: Arc::new(tokenizer),
-            template,
-            generation_defaults: GenerationDefaults::default(),
-        })
+        Ok(ModelBundle { model: Arc::new(model), tokenizer: Arc::new(tokenizer), template, generation_defaults })
     }
 
     /// Renders `messages` with the model's template (generation prompt added) and tokenizes.

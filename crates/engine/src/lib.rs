@@ -3,6 +3,7 @@
 
 pub mod bundle;
 pub mod config;
+pub mod convert;
 pub mod core;
 pub mod decode;
 pub mod generate;

@@ -3,6 +3,7 @@
 pub mod config;
 pub mod error;
 pub mod gguf;
+pub mod hf;
 pub mod kv;
 pub mod llama;
 pub mod qwen2;

@@ -76,6 +76,14 @@ impl Model {
         Self::from_gguf(file)
     }
 
+    /// Opens a Hugging Face directory (config.json and bf16/f16/f32 safetensors, mapped).
+    pub fn load_dir(dir: impl AsRef<Path>) -> Result<Self, ModelError> {
+        let dir = dir.as_ref();
+        let config = crate::hf::read_config(dir)?;
+        let table = crate::hf::read_tensors(dir)?;
+        Self::from_table(config, &table, None)
+    }
+
     pub fn from_gguf(file: Arc<GgufFile>) -> Result<Self, ModelError> {
         let config = ModelConfig::from_gguf(&file)?;
         let table = TensorTable::from_gguf(&file);

@@ -6,30 +6,12 @@
 //! SmolLM is checked teacher-forced: at each of the first 16 steps our argmax must be the
 //! reference token, or the reference token must be within `NEAR_TIE` logits of our best.
 
-use hearth_model::{LogitsWanted, Model, SeqSpan};
+use hearth_model::Model;
+use hearth_testkit::greedy::walk;
 use hearth_testkit::{greedy_cases, model_path, GreedyCase, QWEN, SMOLLM};
 
 const NEAR_TIE: f32 = 0.25;
 const CHECKED: usize = 16;
-
-fn argmax(xs: &[f32]) -> u32 {
-    xs.iter().enumerate().fold((0, f32::MIN), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0 as u32
-}
-
-/// Steps through the reference continuation; `follow_reference` feeds the reference token
-/// (teacher forcing) instead of our own pick. Returns our picks and their logit margins.
-fn walk(model: &Model, case: &GreedyCase, follow_reference: bool) -> Vec<(u32, f32)> {
-    let mut cache = model.new_cache();
-    let mut next = case.prompt_ids.clone();
-    let mut out = Vec::new();
-    for &reference in &case.greedy_ids {
-        let logits = model.forward(&mut [SeqSpan { tokens: &next, cache: &mut cache, logits: LogitsWanted::Last }]).unwrap();
-        let ours = argmax(&logits[0]);
-        out.push((ours, logits[0][ours as usize] - logits[0][reference as usize]));
-        next = vec![if follow_reference { reference } else { ours }];
-    }
-    out
-}
 
 fn cases_for(name: &str) -> (Model, Vec<GreedyCase>) {
     hearth_kernels::threads::init(None);

@@ -102,6 +102,7 @@ pub fn eval_text() -> String {
 }
 
 pub mod gguf_writer;
+pub mod greedy;
 
 /// Resident set size of this process in bytes (Linux `/proc/self/status`).
 pub fn resident_bytes() -> u64 {

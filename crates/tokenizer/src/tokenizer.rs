@@ -68,8 +68,14 @@ impl Tokenizer {
             text.and_then(|t| inner.token_to_id(t))
         };
         let (bos, eos) = (token_id("bos_token"), token_id("eos_token"));
-        let mut end_of_generation: Vec<u32> =
-            END_OF_GENERATION_TEXTS.iter().filter_map(|t| inner.token_to_id(t)).chain(eos).collect();
+        // only added (special) tokens end a turn: "</s>" can also be an ordinary BPE piece
+        let added = inner.get_added_tokens_decoder();
+        let mut end_of_generation: Vec<u32> = END_OF_GENERATION_TEXTS
+            .iter()
+            .filter_map(|t| inner.token_to_id(t))
+            .filter(|id| added.contains_key(id))
+            .chain(eos)
+            .collect();
         end_of_generation.sort_unstable();
         end_of_generation.dedup();
         let jinja_path = dir.join("chat_template.jinja");
@@ -109,6 +115,11 @@ impl Tokenizer {
             return Some(text.into_bytes());
         }
         Some(text.chars().map(|c| crate::bytelevel::char_to_byte(c).unwrap_or(b'?')).collect())
+    }
+
+    /// Whether plain prompts start with BOS.
+    pub fn adds_bos(&self) -> bool {
+        self.add_bos
     }
 
     /// Token ids of a plain (non-chat) prompt: BOS first when the model asks for it.

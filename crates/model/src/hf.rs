@@ -1,0 +1,199 @@
+//! Hugging Face model directories: `config.json` into a `ModelConfig`, and safetensors files
+//! (sharded or not, mapped, bf16/f16/f32) into a tensor table under GGUF names.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hearth_kernels::ops::RopeStyle;
+use hearth_kernels::QuantType;
+use serde_json::Value;
+
+use crate::config::{ArchSpec, ModelConfig};
+use crate::error::ModelError;
+use crate::storage::{ByteSource, TensorBytes};
+use crate::tensors::{TensorEntry, TensorTable};
+use crate::{llama, qwen2};
+
+fn config_error(path: &Path, message: String) -> ModelError {
+    ModelError::Config { path: path.to_path_buf(), message }
+}
+
+/// Reads `config.json` of a llama or qwen2 checkpoint.
+pub fn read_config(dir: &Path) -> Result<ModelConfig, ModelError> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| config_error(&path, format!("cannot read: {e}")))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| config_error(&path, format!("not valid JSON: {e}")))?;
+    config_from_json(&path, &v)
+}
+
+fn config_from_json(path: &Path, v: &Value) -> Result<ModelConfig, ModelError> {
+    let bad = |message: String| config_error(path, message);
+    // HF keeps llama's q/k weights in rotate-half order (GGUF converters permute them), so
+    // both architectures use NeoX-style rotary embeddings here.
+    let arch: ArchSpec = match v["model_type"].as_str() {
+        Some("llama") => ArchSpec { rope_style: RopeStyle::Neox, ..llama::SPEC },
+        Some("qwen2") => qwen2::SPEC,
+        other => return Err(ModelError::UnsupportedArchitecture { path: path.into(), arch: other.unwrap_or("(none)").to_string() }),
+    };
+    if let Some(q) = v.get("quantization_config").filter(|q| !q.is_null()) {
+        return Err(bad(format!("quantized checkpoints ({}) are not supported yet", q["quant_method"].as_str().unwrap_or("unknown method"))));
+    }
+    if v.get("rope_scaling").is_some_and(|r| !r.is_null()) {
+        return Err(bad("rope_scaling is not supported yet".into()));
+    }
+    let int = |key: &str| v[key].as_u64().map(|n| n as usize).ok_or_else(|| bad(format!("`{key}` is missing or not an integer")));
+    let hidden = int("hidden_size")?;
+    let n_heads = int("num_attention_heads")?;
+    let n_kv_heads = if v.get("num_key_value_heads").is_some() { int("num_key_value_heads")? } else { n_heads };
+    if n_heads == 0 || n_kv_heads == 0 || hidden % n_heads != 0 || n_heads % n_kv_heads != 0 {
+        return Err(bad(format!("inconsistent heads: hidden {hidden}, heads {n_heads}, kv heads {n_kv_heads}")));
+    }
+    let head_dim = v["head_dim"].as_u64().map(|n| n as usize).unwrap_or(hidden / n_heads);
+    Ok(ModelConfig {
+        arch,
+        vocab_size: int("vocab_size")?,
+        hidden,
+        n_layers: int("num_hidden_layers")?,
+        n_heads,
+        n_kv_heads,
+        head_dim,
+        ffn_hidden: int("intermediate_size")?,
+        rms_eps: v["rms_norm_eps"].as_f64().ok_or_else(|| bad("`rms_norm_eps` is missing".into()))? as f32,
+        rope_base: v["rope_theta"].as_f64().unwrap_or(10_000.0) as f32,
+        context_length: int("max_position_embeddings")?,
+    })
+}
+
+/// The GGUF name of a Hugging Face tensor name (None for tensors the model does not use).
+pub fn gguf_name(hf: &str) -> Option<String> {
+    let fixed = match hf {
+        "model.embed_tokens.weight" => Some("token_embd.weight"),
+        "lm_head.weight" => Some("output.weight"),
+        "model.norm.weight" => Some("output_norm.weight"),
+        _ => None,
+    };
+    if let Some(name) = fixed {
+        return Some(name.to_string());
+    }
+    let rest = hf.strip_prefix("model.layers.")?;
+    let (layer, part) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (module, suffix) = part.rsplit_once('.')?;
+    let gguf = match module {
+        "input_layernorm" => "attn_norm",
+        "self_attn.q_proj" => "attn_q",
+        "self_attn.k_proj" => "attn_k",
+        "self_attn.v_proj" => "attn_v",
+        "self_attn.o_proj" => "attn_output",
+        "post_attention_layernorm" => "ffn_norm",
+        "mlp.gate_proj" => "ffn_gate",
+        "mlp.up_proj" => "ffn_up",
+        "mlp.down_proj" => "ffn_down",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{gguf}.{suffix}"))
+}
+
+/// The Hugging Face name of a GGUF tensor name (the inverse of `gguf_name`).
+pub fn hf_name(gguf: &str) -> Option<String> {
+    let fixed = match gguf {
+        "token_embd.weight" => Some("model.embed_tokens.weight"),
+        "output.weight" => Some("lm_head.weight"),
+        "output_norm.weight" => Some("model.norm.weight"),
+        _ => None,
+    };
+    if let Some(name) = fixed {
+        return Some(name.to_string());
+    }
+    let rest = gguf.strip_prefix("blk.")?;
+    let (layer, part) = rest.split_once('.')?;
+    let (module, suffix) = part.rsplit_once('.')?;
+    let hf = match module {
+        "attn_norm" => "input_layernorm",
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "ffn_norm" => "post_attention_layernorm",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        _ => return None,
+    };
+    Some(format!("model.layers.{layer}.{hf}.{suffix}"))
+}
+
+/// Every `*.safetensors` file of `dir`, mapped, as one tensor table under GGUF names.
+pub fn read_tensors(dir: &Path) -> Result<TensorTable, ModelError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| config_error(dir, format!("cannot list: {e}")))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(config_error(dir, "holds no .safetensors file".into()));
+    }
+    let mut tensors = HashMap::new();
+    for file in &files {
+        read_file(file, &mut tensors)?;
+    }
+    Ok(TensorTable::new(dir.to_path_buf(), tensors))
+}
+
+fn read_file(path: &Path, out: &mut HashMap<String, TensorEntry>) -> Result<(), ModelError> {
+    let source = Arc::new(ByteSource::map_file(path).map_err(|e| config_error(path, format!("cannot map: {e}")))?);
+    let (header_len, metadata) = safetensors::SafeTensors::read_metadata(source.bytes())
+        .map_err(|e| config_error(path, format!("not a valid safetensors file: {e}")))?;
+    let data_start = 8 + header_len;
+    for (name, info) in metadata.tensors() {
+        let Some(gguf) = gguf_name(&name) else { continue };
+        let dtype = match info.dtype {
+            safetensors::Dtype::BF16 => QuantType::BF16,
+            safetensors::Dtype::F16 => QuantType::F16,
+            safetensors::Dtype::F32 => QuantType::F32,
+            other => {
+                let message = format!("tensor `{name}` has dtype {other:?}; supported: BF16, F16, F32 (quantized checkpoints are not supported yet)");
+                return Err(config_error(path, message));
+            }
+        };
+        let (start, end) = info.data_offsets;
+        let bytes = TensorBytes::new(source.clone(), data_start + start, end - start);
+        let dims = info.shape.iter().rev().map(|&d| d as u64).collect();
+        out.insert(gguf, TensorEntry { dtype, dims, bytes });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hf_names_map_to_gguf_names() {
+        assert_eq!(gguf_name("model.layers.3.self_attn.k_proj.bias").as_deref(), Some("blk.3.attn_k.bias"));
+        assert_eq!(gguf_name("model.layers.12.mlp.down_proj.weight").as_deref(), Some("blk.12.ffn_down.weight"));
+        assert_eq!(gguf_name("model.embed_tokens.weight").as_deref(), Some("token_embd.weight"));
+        assert_eq!(gguf_name("model.layers.0.self_attn.rotary_emb.inv_freq"), None);
+        for name in ["blk.7.attn_q.bias", "blk.0.ffn_gate.weight", "output_norm.weight", "output.weight"] {
+            assert_eq!(gguf_name(&hf_name(name).unwrap()).as_deref(), Some(name));
+        }
+    }
+
+    #[test]
+    fn configs_are_read_and_refused_clearly() {
+        let path = Path::new("config.json");
+        let base = serde_json::json!({"model_type": "qwen2", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "num_hidden_layers": 2, "intermediate_size": 128, "rms_norm_eps": 1e-6, "rope_theta": 1e6, "vocab_size": 100,
+            "max_position_embeddings": 512});
+        let c = config_from_json(path, &base).unwrap();
+        assert_eq!((c.head_dim, c.n_kv_heads, c.rope_base), (16, 2, 1e6));
+        let mut awq = base.clone();
+        awq["quantization_config"] = serde_json::json!({"quant_method": "awq", "bits": 4});
+        assert!(config_from_json(path, &awq).unwrap_err().to_string().contains("awq"));
+        let mut other = base.clone();
+        other["model_type"] = serde_json::json!("mamba");
+        assert!(config_from_json(path, &other).unwrap_err().to_string().contains("mamba"));
+    }
+}
