@@ -17,7 +17,8 @@ const DEFAULT_SERVED_NAME: &str = "Qwen/Qwen2.5-Coder-1.5B-Instruct";
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// A GGUF file, a folder holding one, or a model name in the model folder
+    /// A GGUF file, a Hugging Face model directory, a folder holding one GGUF file, or a model
+    /// name in the model folder
     /// (e.g. Qwen/Qwen2.5-Coder-1.5B-Instruct) [default: Qwen2.5-Coder-1.5B-Instruct Q4_K_M]
     pub model: Option<String>,
     /// Address to listen on
@@ -151,7 +152,8 @@ pub async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// A file, a folder with one GGUF file, or a name matched against the model folder's files.
+/// A file, a Hugging Face directory, a folder with one GGUF file, or a name matched against
+/// the model folder's files.
 fn resolve_model(model: Option<&str>) -> anyhow::Result<PathBuf> {
     let dir = models_dir()?;
     let Some(model) = model else {
@@ -164,7 +166,7 @@ fn resolve_model(model: Option<&str>) -> anyhow::Result<PathBuf> {
         return Ok(path.to_path_buf());
     }
     if path.is_dir() {
-        return single_gguf_in(path);
+        return model_in_dir(path);
     }
     let wanted = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
     let matches: Vec<PathBuf> = gguf_files(&dir)
@@ -186,9 +188,9 @@ fn gguf_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn single_gguf_in(dir: &Path) -> anyhow::Result<PathBuf> {
+fn model_in_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     if dir.join("config.json").exists() {
-        bail!("{} is a Hugging Face model folder; hearth serves GGUF files for now", dir.display());
+        return Ok(dir.to_path_buf()); // a Hugging Face model directory
     }
     match gguf_files(dir).as_slice() {
         [one] => Ok(one.clone()),
