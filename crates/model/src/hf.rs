@@ -139,7 +139,7 @@ pub fn read_tensors(dir: &Path) -> Result<TensorTable, ModelError> {
     for file in &files {
         read_file(file, &mut tensors)?;
     }
-    Ok(TensorTable::new(dir.to_path_buf(), tensors))
+    Ok(TensorTable::new(dir.to_path_buf(), tensors, hf_name))
 }
 
 fn read_file(path: &Path, out: &mut HashMap<String, TensorEntry>) -> Result<(), ModelError> {

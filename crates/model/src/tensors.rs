@@ -17,15 +17,22 @@ pub struct TensorEntry {
     pub bytes: TensorBytes,
 }
 
-/// Every tensor of a model, by GGUF name; `path` names the source in errors.
+/// Every tensor of a model, by GGUF name; `path` names the source in errors, and
+/// `source_name` gives a tensor's name as its own file spells it.
 pub struct TensorTable {
     path: PathBuf,
     tensors: HashMap<String, TensorEntry>,
+    source_name: fn(&str) -> Option<String>,
 }
 
 impl TensorTable {
-    pub fn new(path: PathBuf, tensors: HashMap<String, TensorEntry>) -> Self {
-        TensorTable { path, tensors }
+    pub fn new(path: PathBuf, tensors: HashMap<String, TensorEntry>, source_name: fn(&str) -> Option<String>) -> Self {
+        TensorTable { path, tensors, source_name }
+    }
+
+    /// The name to show in errors: the file's own name for the tensor.
+    pub fn display_name(&self, gguf_name: &str) -> String {
+        (self.source_name)(gguf_name).unwrap_or_else(|| gguf_name.to_string())
     }
 
     /// The tensors of a GGUF file (borrowing its mapping).
@@ -34,7 +41,7 @@ impl TensorTable {
             .tensors()
             .map(|info| (info.name.clone(), TensorEntry { dtype: info.dtype, dims: info.dims.clone(), bytes: file.tensor_bytes(info) }))
             .collect();
-        TensorTable { path: file.path().to_path_buf(), tensors }
+        TensorTable { path: file.path().to_path_buf(), tensors, source_name: |_| None }
     }
 
     pub fn path(&self) -> &Path {

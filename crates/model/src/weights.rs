@@ -84,14 +84,14 @@ impl<'a> WeightLoader<'a> {
     }
 
     fn info(&self, name: &str) -> Result<&'a TensorEntry, ModelError> {
-        self.table.get(name).ok_or_else(|| ModelError::MissingTensor { path: self.path().into(), name: name.to_string() })
+        self.table.get(name).ok_or_else(|| ModelError::MissingTensor { path: self.path().into(), name: self.table.display_name(name) })
     }
 
     fn check_shape(&self, name: &str, info: &TensorEntry, expected: &[u64]) -> Result<(), ModelError> {
         if info.dims != expected {
             return Err(ModelError::BadShape {
                 path: self.path().into(),
-                name: name.to_string(),
+                name: self.table.display_name(name),
                 found: info.dims.clone(),
                 expected: expected.to_vec(),
             });
@@ -106,7 +106,7 @@ impl<'a> WeightLoader<'a> {
         let bytes = info.bytes.clone();
         QMatrix::new(info.dtype, rows, cols, bytes.as_slice()).map_err(|e| ModelError::UnsupportedType {
             path: self.path().into(),
-            name: name.to_string(),
+            name: self.table.display_name(name),
             dtype: format!("{} ({e})", info.dtype),
             role: "a matrix product",
         })?;
@@ -120,7 +120,7 @@ impl<'a> WeightLoader<'a> {
         let bytes = info.bytes.clone();
         let view = QMatrix::new(info.dtype, 1, len, bytes.as_slice()).map_err(|e| ModelError::UnsupportedType {
             path: self.path().into(),
-            name: name.to_string(),
+            name: self.table.display_name(name),
             dtype: format!("{} ({e})", info.dtype),
             role: "a vector",
         })?;
