@@ -17,8 +17,8 @@ const DEFAULT_SERVED_NAME: &str = "Qwen/Qwen2.5-Coder-1.5B-Instruct";
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// A GGUF file, a Hugging Face model directory, a folder holding one GGUF file, or a model
-    /// name in the model folder
+    /// A GGUF file, a Hugging Face model directory, a folder holding one GGUF file, a model in
+    /// the Hugging Face cache (ORG/NAME), or a model name in the model folder
     /// (e.g. Qwen/Qwen2.5-Coder-1.5B-Instruct) [default: Qwen2.5-Coder-1.5B-Instruct Q4_K_M]
     pub model: Option<String>,
     /// Address to listen on
@@ -168,6 +168,9 @@ fn resolve_model(model: Option<&str>) -> anyhow::Result<PathBuf> {
     if path.is_dir() {
         return model_in_dir(path);
     }
+    if let Some(snapshot) = hearth_model::hf_cache::hub_cache_root().and_then(|root| hearth_model::hf_cache::snapshot_in(&root, model)) {
+        return Ok(snapshot);
+    }
     let wanted = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
     let matches: Vec<PathBuf> = gguf_files(&dir)
         .into_iter()
@@ -175,7 +178,10 @@ fn resolve_model(model: Option<&str>) -> anyhow::Result<PathBuf> {
         .collect();
     match matches.as_slice() {
         [one] => Ok(one.clone()),
-        [] => bail!("model `{model}` is not a file, a folder, or a model in {}", dir.display()),
+        [] => bail!(
+            "model `{model}` is not a file, a folder, a model in the Hugging Face cache, or a model in {} (hearth does not download models)",
+            dir.display()
+        ),
         many => bail!("model `{model}` matches several files in {}: {many:?}", dir.display()),
     }
 }

@@ -4,6 +4,7 @@ pub mod config;
 pub mod error;
 pub mod gguf;
 pub mod hf;
+pub mod hf_cache;
 pub mod kv;
 pub mod llama;
 pub mod qwen2;
