@@ -4,14 +4,16 @@
 //! many near-ties, teacher-forced within a near-tie tolerance. The tolerance is wider than the
 //! GGUF test's 0.25: bf16 keeps 8 mantissa bits, so the dequantized Q4_1 values (f16 scale
 //! times code plus f16 minimum) are rounded on the way, and the float path multiplies f32
-//! activations where the GGUF path uses int8 ones.
+//! activations where the GGUF path uses int8 ones. Perplexity over the evaluation text must be
+//! within 1% of the GGUF's.
 
 use std::path::PathBuf;
 
 use hearth_engine::convert::gguf_to_hf_dir;
 use hearth_engine::{ChatMessage, ModelBundle};
 use hearth_testkit::greedy::walk;
-use hearth_testkit::{greedy_cases, model_path, GreedyCase, QWEN, SMOLLM};
+use hearth_testkit::perplexity::perplexity;
+use hearth_testkit::{eval_text, greedy_cases, model_path, perplexity_cases, GreedyCase, QWEN, SMOLLM};
 
 const CHECKED: usize = 8;
 const NEAR_TIE: f32 = 0.4;
@@ -35,19 +37,30 @@ fn same_text_handling(gguf: &ModelBundle, dir: &ModelBundle) {
     assert_eq!(dir.tokenizer.end_of_generation(), gguf.tokenizer.end_of_generation());
 }
 
+/// The directory's perplexity is within 1% of the GGUF's (same tokens, same rule).
+fn same_perplexity(name: &str, gguf: &ModelBundle, dir: &ModelBundle) {
+    let n_ctx = perplexity_cases().into_iter().find(|c| c.model == name).expect("case").n_ctx;
+    let ids = gguf.tokenizer.encode(&eval_text()).unwrap();
+    let (from_gguf, _) = perplexity(&gguf.model, &ids, n_ctx);
+    let (from_dir, scored) = perplexity(&dir.model, &ids, n_ctx);
+    eprintln!("{name}: perplexity GGUF {from_gguf:.4}, bf16 directory {from_dir:.4} ({scored} tokens)");
+    assert!((from_dir / from_gguf - 1.0).abs() < 0.01, "{name}: {from_dir} vs {from_gguf}");
+}
+
 #[test]
-fn qwen_directory_reproduces_the_greedy_tokens() {
+fn qwen_directory_reproduces_the_greedy_tokens_and_perplexity() {
     let (gguf, dir_bundle, dir, cases) = converted(QWEN);
     same_text_handling(&gguf, &dir_bundle);
     for case in &cases {
         let ours: Vec<u32> = walk(&dir_bundle.model, case, false).into_iter().map(|(t, _)| t).collect();
         assert_eq!(&ours[..CHECKED], &case.greedy_ids[..CHECKED], "{}", case.kind);
     }
+    same_perplexity(QWEN, &gguf, &dir_bundle);
     let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
-fn smollm_directory_reproduces_the_greedy_tokens_up_to_near_ties() {
+fn smollm_directory_reproduces_the_greedy_tokens_up_to_near_ties_and_perplexity() {
     let (gguf, dir_bundle, dir, cases) = converted(SMOLLM);
     same_text_handling(&gguf, &dir_bundle);
     let (mut exact, mut total) = (0, 0);
@@ -60,5 +73,6 @@ fn smollm_directory_reproduces_the_greedy_tokens_up_to_near_ties() {
         }
     }
     assert!(exact * 10 >= total * 9, "fewer than 90% identical tokens: {exact}/{total}");
+    same_perplexity(SMOLLM, &gguf, &dir_bundle);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -103,6 +103,7 @@ pub fn eval_text() -> String {
 
 pub mod gguf_writer;
 pub mod greedy;
+pub mod perplexity;
 
 /// Resident set size of this process in bytes (Linux `/proc/self/status`).
 pub fn resident_bytes() -> u64 {
