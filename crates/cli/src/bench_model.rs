@@ -52,7 +52,11 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
         }
     }
     let (pp, tg) = (median(&mut pp), median(&mut tg));
-    let name = model.gguf().and_then(|g| g.path().file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let path = match &args.model.model {
+        Some(p) => p.clone(),
+        None => crate::common::default_model_path()?,
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let threads = hearth_kernels::threads::num_threads();
     if args.json {
         let out = serde_json::json!({"model": name, "threads": threads, "pp_tokens": args.prompt_tokens,
