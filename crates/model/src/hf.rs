@@ -65,63 +65,47 @@ fn config_from_json(path: &Path, v: &Value) -> Result<ModelConfig, ModelError> {
     })
 }
 
+/// Whole-model tensors: (GGUF name, Hugging Face name).
+const MODEL_TENSORS: [(&str, &str); 3] = [
+    ("token_embd.weight", "model.embed_tokens.weight"),
+    ("output.weight", "lm_head.weight"),
+    ("output_norm.weight", "model.norm.weight"),
+];
+
+/// Per-layer modules: (GGUF `blk.N.<name>`, Hugging Face `model.layers.N.<name>`).
+const LAYER_MODULES: [(&str, &str); 9] = [
+    ("attn_norm", "input_layernorm"),
+    ("attn_q", "self_attn.q_proj"),
+    ("attn_k", "self_attn.k_proj"),
+    ("attn_v", "self_attn.v_proj"),
+    ("attn_output", "self_attn.o_proj"),
+    ("ffn_norm", "post_attention_layernorm"),
+    ("ffn_gate", "mlp.gate_proj"),
+    ("ffn_up", "mlp.up_proj"),
+    ("ffn_down", "mlp.down_proj"),
+];
+
 /// The GGUF name of a Hugging Face tensor name (None for tensors the model does not use).
 pub fn gguf_name(hf: &str) -> Option<String> {
-    let fixed = match hf {
-        "model.embed_tokens.weight" => Some("token_embd.weight"),
-        "lm_head.weight" => Some("output.weight"),
-        "model.norm.weight" => Some("output_norm.weight"),
-        _ => None,
-    };
-    if let Some(name) = fixed {
-        return Some(name.to_string());
-    }
-    let rest = hf.strip_prefix("model.layers.")?;
-    let (layer, part) = rest.split_once('.')?;
-    let layer: usize = layer.parse().ok()?;
-    let (module, suffix) = part.rsplit_once('.')?;
-    let gguf = match module {
-        "input_layernorm" => "attn_norm",
-        "self_attn.q_proj" => "attn_q",
-        "self_attn.k_proj" => "attn_k",
-        "self_attn.v_proj" => "attn_v",
-        "self_attn.o_proj" => "attn_output",
-        "post_attention_layernorm" => "ffn_norm",
-        "mlp.gate_proj" => "ffn_gate",
-        "mlp.up_proj" => "ffn_up",
-        "mlp.down_proj" => "ffn_down",
-        _ => return None,
-    };
-    Some(format!("blk.{layer}.{gguf}.{suffix}"))
+    translate(hf, ("model.layers.", "blk."), |(gguf, hf)| (hf, gguf))
 }
 
 /// The Hugging Face name of a GGUF tensor name (the inverse of `gguf_name`).
 pub fn hf_name(gguf: &str) -> Option<String> {
-    let fixed = match gguf {
-        "token_embd.weight" => Some("model.embed_tokens.weight"),
-        "output.weight" => Some("lm_head.weight"),
-        "output_norm.weight" => Some("model.norm.weight"),
-        _ => None,
-    };
-    if let Some(name) = fixed {
-        return Some(name.to_string());
+    translate(gguf, ("blk.", "model.layers."), |pair| pair)
+}
+
+/// Renames `name` with the tables above; `orient` turns a (gguf, hf) pair into (from, to).
+fn translate(name: &str, layer_prefix: (&str, &str), orient: fn((&'static str, &'static str)) -> (&'static str, &'static str)) -> Option<String> {
+    if let Some((_, to)) = MODEL_TENSORS.into_iter().map(orient).find(|(from, _)| *from == name) {
+        return Some(to.to_string());
     }
-    let rest = gguf.strip_prefix("blk.")?;
+    let rest = name.strip_prefix(layer_prefix.0)?;
     let (layer, part) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
     let (module, suffix) = part.rsplit_once('.')?;
-    let hf = match module {
-        "attn_norm" => "input_layernorm",
-        "attn_q" => "self_attn.q_proj",
-        "attn_k" => "self_attn.k_proj",
-        "attn_v" => "self_attn.v_proj",
-        "attn_output" => "self_attn.o_proj",
-        "ffn_norm" => "post_attention_layernorm",
-        "ffn_gate" => "mlp.gate_proj",
-        "ffn_up" => "mlp.up_proj",
-        "ffn_down" => "mlp.down_proj",
-        _ => return None,
-    };
-    Some(format!("model.layers.{layer}.{hf}.{suffix}"))
+    let (_, to) = LAYER_MODULES.into_iter().map(orient).find(|(from, _)| *from == module)?;
+    Some(format!("{}{layer}.{to}.{suffix}", layer_prefix.1))
 }
 
 /// Every `*.safetensors` file of `dir`, mapped, as one tensor table under GGUF names.
