@@ -49,7 +49,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
         min_pass_rate: args.min_pass_rate,
         skip_performance: args.skip_performance,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = crate::common::runtime(2)?;
     let report = runtime.block_on(run_suite(&config, |number, result| {
         let status = match (result.status, result.required) {
             (Status::Pass, _) => "PASS",

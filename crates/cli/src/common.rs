@@ -47,6 +47,12 @@ pub fn default_model_path() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The async runtime of the network subcommands: a few workers, since computation runs on
+/// the compute pool and HTTP needs little.
+pub fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()
+}
+
 /// Engine flags (vLLM's names).
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {

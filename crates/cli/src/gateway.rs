@@ -124,7 +124,7 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = crate::common::runtime(2)?;
     runtime.block_on(async move {
         let store = match args.no_keys {
             true => None,
@@ -162,7 +162,7 @@ fn keys_location(args: &GatewayArgs) -> String {
 
 fn keys(args: &GatewayArgs, action: &KeysAction) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let runtime = crate::common::runtime(1)?;
     runtime.block_on(async {
         let store = KeyStore::open(&keys_location(args)).await?;
         match action {
@@ -185,7 +185,7 @@ fn keys(args: &GatewayArgs, action: &KeysAction) -> anyhow::Result<()> {
 /// Same load to the stub directly and through the gateway, per connection count.
 fn bench(connections: &[usize], duration: u64, rate: Option<f64>) -> anyhow::Result<()> {
     use hearth_gateway::loadtest::{gateway_over, hammer, instant_stub};
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = crate::common::runtime(2)?;
     runtime.block_on(async {
         let stub = instant_stub().await?;
         let gateway = gateway_over(stub).await?;

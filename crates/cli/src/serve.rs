@@ -87,7 +87,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         shutdown_grace: Duration::from_secs(args.shutdown_timeout),
     };
     let threads = hearth_kernels::threads::init(args.threads);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = crate::common::runtime(2)?;
     runtime.block_on(serve(args, config, path, template, threads))
 }
 

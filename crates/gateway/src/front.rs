@@ -53,7 +53,7 @@ async fn handle(gw: &Gateway, endpoint: Endpoint, headers: &HeaderMap, body: &[u
         let message = format!("The model `{name}` does not exist.");
         return error_response(StatusCode::NOT_FOUND, &message, "invalid_request_error", Some("model_not_found"));
     };
-    route(gw, endpoint, request.clone(), mapping, usage).await
+    route(gw, endpoint, request, mapping, usage).await
 }
 
 fn bad_request(message: &str) -> Response {

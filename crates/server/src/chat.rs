@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::access_log::RequestLog;
 use crate::body::parse_body;
 use crate::error::ApiError;
-use crate::generation::{self, finish_reason_str};
+use crate::generation;
 use crate::params::{self, MAX_TOP_LOGPROBS};
 use crate::state::{AppState, ServedModel};
 use crate::stream::{sse_response, ChunkShape};
@@ -218,7 +218,7 @@ impl ChunkShape for ChatShape {
             index,
             delta: ChatDelta { role: None, content: Some(event.text.clone()) },
             logprobs: self.logprobs.then(|| logprobs::chat(&self.tokenizer, std::slice::from_ref(&event.sampled))),
-            finish_reason: event.finish.map(|r| finish_reason_str(r).to_string()),
+            finish_reason: event.finish.map(|r| r.as_str().to_string()),
         };
         Some(self.chunk(vec![choice], None))
     }
@@ -228,7 +228,7 @@ impl ChunkShape for ChatShape {
             index,
             delta: ChatDelta::default(),
             logprobs: None,
-            finish_reason: Some(finish_reason_str(reason).to_string()),
+            finish_reason: Some(reason.as_str().to_string()),
         };
         self.chunk(vec![choice], None)
     }

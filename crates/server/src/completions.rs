@@ -14,7 +14,7 @@ use hearth_tokenizer::Tokenizer;
 use crate::access_log::RequestLog;
 use crate::body::parse_body;
 use crate::error::ApiError;
-use crate::generation::{self, finish_reason_str};
+use crate::generation;
 use crate::params;
 use crate::state::{AppState, ServedModel};
 use crate::stream::{sse_response, ChunkShape};
@@ -146,7 +146,7 @@ impl CompletionShape {
     }
 
     fn choice(&self, index: u32, text: String, reason: Option<FinishReason>) -> CompletionChoice {
-        CompletionChoice { index, text, logprobs: None, finish_reason: reason.map(|r| finish_reason_str(r).to_string()) }
+        CompletionChoice { index, text, logprobs: None, finish_reason: reason.map(|r| r.as_str().to_string()) }
     }
 }
 

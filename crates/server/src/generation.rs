@@ -75,13 +75,8 @@ pub struct ChoiceResult {
 
 impl ChoiceResult {
     pub fn finish_reason(&self) -> Option<&'static str> {
-        self.finish.as_ref().map(|f| finish_reason_str(f.reason))
+        self.finish.as_ref().map(|f| f.reason.as_str())
     }
-}
-
-/// OpenAI's `finish_reason` for an engine reason.
-pub fn finish_reason_str(reason: FinishReason) -> &'static str {
-    reason.as_str()
 }
 
 /// A request the engine cancelled (the server is stopping): an error, not a short answer,
