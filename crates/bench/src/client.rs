@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use hearth_protocol::sse::EventSplitter;
 use serde_json::{json, Value};
 
 use crate::dataset::{BenchPrompt, PromptBody};
@@ -83,12 +84,10 @@ impl StreamingClient {
             return Err(format!("HTTP {status}: {}", response.text().await.unwrap_or_default()));
         }
         let mut body = response.bytes_stream();
-        let (mut buffer, mut last_chunk, mut chunks) = (String::new(), None::<Instant>, 0usize);
+        let (mut events, mut last_chunk, mut chunks) = (EventSplitter::sse(), None::<Instant>, 0usize);
         while let Some(piece) = body.next().await {
-            buffer.push_str(&String::from_utf8_lossy(&piece.map_err(|e| format!("stream broke: {e}"))?));
-            while let Some(end) = buffer.find("\n\n") {
-                let event: String = buffer.drain(..end + 2).collect();
-                let Some(data) = event.trim().strip_prefix("data:").map(str::trim) else { continue };
+            for data in events.push(&piece.map_err(|e| format!("stream broke: {e}"))?) {
+                let data = data.trim();
                 if data == "[DONE]" {
                     out.output_tokens = out.output_tokens.max(chunks);
                     return Ok(());

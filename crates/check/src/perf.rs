@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use hearth_protocol::sse::EventSplitter;
 use serde_json::json;
 
 use crate::result::CheckResult;
@@ -27,13 +28,11 @@ async fn timed_stream(client: &reqwest::Client, url: &str, key: Option<&str>, mo
     if !response.status().is_success() {
         return Err(format!("HTTP {}", response.status()));
     }
-    let (mut ttft, mut chunks, mut stream, mut buffer) = (None, 0, response.bytes_stream(), String::new());
+    let (mut ttft, mut chunks, mut stream, mut events) = (None, 0, response.bytes_stream(), EventSplitter::sse());
     while let Some(piece) = stream.next().await {
-        buffer.push_str(&String::from_utf8_lossy(&piece.map_err(|e| e.to_string())?));
-        while let Some(end) = buffer.find("\n\n") {
-            let event: String = buffer.drain(..end + 2).collect();
+        for data in events.push(&piece.map_err(|e| e.to_string())?) {
             // each chunk with text counts as one token
-            if carries_text(&event) {
+            if carries_text(&data) {
                 ttft.get_or_insert_with(|| started.elapsed());
                 chunks += 1;
             }
@@ -42,9 +41,9 @@ async fn timed_stream(client: &reqwest::Client, url: &str, key: Option<&str>, mo
     Ok(StreamTiming { ttft: ttft.unwrap_or_default(), total: started.elapsed(), chunks })
 }
 
-fn carries_text(event: &str) -> bool {
-    let Some(data) = event.trim().strip_prefix("data:") else { return false };
-    let chunk: serde_json::Value = serde_json::from_str(data.trim()).unwrap_or_default();
+/// Whether an SSE payload is a chunk with content text.
+fn carries_text(data: &str) -> bool {
+    let chunk: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
     chunk["choices"][0]["delta"]["content"].as_str().is_some_and(|t| !t.is_empty())
 }
 

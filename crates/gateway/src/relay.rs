@@ -7,6 +7,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use hearth_protocol::sse::EventSplitter;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -89,7 +90,7 @@ fn sse(data: &str) -> Bytes {
 }
 
 async fn pump(started: Started, ctx: RelayContext, tx: mpsc::Sender<Bytes>) {
-    let mut events = EventSplitter::new(ctx.kind == ProviderKind::Ollama);
+    let mut events = if ctx.kind == ProviderKind::Ollama { EventSplitter::ndjson() } else { EventSplitter::sse() };
     let mut translator = StreamTranslator::new(ctx.endpoint, crate::new_id(ctx.endpoint), crate::unix_now(), ctx.public_model.clone(), ctx.include_usage);
     let mut usage = Value::Null;
     let mut body = futures_util::stream::iter([Ok(started.first)]).chain(started.rest);
@@ -156,53 +157,9 @@ async fn fail(tx: &mpsc::Sender<Bytes>, message: &str) {
     let _ = tx.send(sse("[DONE]")).await;
 }
 
-/// Splits a byte stream into SSE `data` payloads or NDJSON lines.
-struct EventSplitter {
-    buffer: String,
-    ndjson: bool,
-}
-
-impl EventSplitter {
-    fn new(ndjson: bool) -> Self {
-        EventSplitter { buffer: String::new(), ndjson }
-    }
-
-    fn push(&mut self, bytes: &[u8]) -> Vec<String> {
-        self.buffer.push_str(&String::from_utf8_lossy(bytes));
-        let separator = if self.ndjson { "\n" } else { "\n\n" };
-        let mut out = Vec::new();
-        while let Some(end) = self.buffer.find(separator) {
-            let event: String = self.buffer.drain(..end + separator.len()).collect();
-            let event = event.trim();
-            if event.is_empty() {
-                continue;
-            }
-            if self.ndjson {
-                out.push(event.to_string());
-            } else {
-                let data: Vec<&str> = event.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
-                if !data.is_empty() {
-                    out.push(data.join("\n"));
-                }
-            }
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_events_across_pieces() {
-        let mut s = EventSplitter::new(false);
-        assert!(s.push(b"data: {\"a\"").is_empty());
-        assert_eq!(s.push(b":1}\n\n: ping\n\ndata: [DONE]\n\n"), vec!["{\"a\":1}".to_string(), "[DONE]".to_string()]);
-        let mut n = EventSplitter::new(true);
-        assert_eq!(n.push(b"{\"x\":1}\n{\"y\""), vec!["{\"x\":1}".to_string()]);
-        assert_eq!(n.push(b":2}\n"), vec!["{\"y\":2}".to_string()]);
-    }
 
     #[test]
     fn rewrites_the_model_and_hides_unasked_usage() {

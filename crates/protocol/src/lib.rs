@@ -1,10 +1,12 @@
 //! OpenAI wire types shared by the server, the gateway and the checker: requests, responses,
-//! stream chunks, model lists and errors. serde only, no behaviour beyond shape helpers.
+//! stream chunks, model lists and errors, and the splitter that cuts a streamed body into events.
+//! serde only.
 
 pub mod chat;
 pub mod completions;
 pub mod error;
 pub mod models;
+pub mod sse;
 pub mod tokenize;
 
 pub use chat::*;
