@@ -95,7 +95,7 @@ impl<'a> QMatrix<'a> {
             QuantType::Q4K => BlockQ4K::to_float(cast_blocks(bytes), out),
             QuantType::Q5K => BlockQ5K::to_float(cast_blocks(bytes), out),
             QuantType::Q6K => BlockQ6K::to_float(cast_blocks(bytes), out),
-            QuantType::Q8_1 | QuantType::Q8K => unreachable!("rejected in QMatrix::new"),
+            QuantType::Q8_1 | QuantType::Q8K | QuantType::I32 => unreachable!("rejected in QMatrix::new"),
         }
     }
 
@@ -303,7 +303,7 @@ fn xq_as(xq: &[BlockQ8_1]) -> &[candle_core::quantized::k_quants::BlockQ8_1] {
 }
 
 fn is_supported(dtype: QuantType) -> bool {
-    !matches!(dtype, QuantType::Q8_1 | QuantType::Q8K)
+    !matches!(dtype, QuantType::Q8_1 | QuantType::Q8K | QuantType::I32)
 }
 
 /// Reinterprets weight bytes as GGML blocks.

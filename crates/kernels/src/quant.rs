@@ -20,6 +20,9 @@ pub enum QuantType {
     Q5K,
     Q6K,
     Q8K,
+    /// Plain 32-bit integers (packed int4 codes of AWQ/GPTQ checkpoints, GPTQ's `g_idx`);
+    /// storage only, never a matrix operand.
+    I32,
 }
 
 impl QuantType {
@@ -40,6 +43,7 @@ impl QuantType {
             13 => QuantType::Q5K,
             14 => QuantType::Q6K,
             15 => QuantType::Q8K,
+            26 => QuantType::I32,
             30 => QuantType::BF16,
             _ => return None,
         })
@@ -48,7 +52,7 @@ impl QuantType {
     /// Elements per block.
     pub fn block_len(self) -> usize {
         match self {
-            QuantType::F32 | QuantType::F16 | QuantType::BF16 => 1,
+            QuantType::F32 | QuantType::F16 | QuantType::BF16 | QuantType::I32 => 1,
             QuantType::Q4_0 | QuantType::Q4_1 | QuantType::Q5_0 | QuantType::Q5_1 => 32,
             QuantType::Q8_0 | QuantType::Q8_1 => 32,
             QuantType::Q2K | QuantType::Q3K | QuantType::Q4K | QuantType::Q5K | QuantType::Q6K | QuantType::Q8K => 256,
@@ -58,7 +62,7 @@ impl QuantType {
     /// Bytes per block.
     pub fn block_bytes(self) -> usize {
         match self {
-            QuantType::F32 => 4,
+            QuantType::F32 | QuantType::I32 => 4,
             QuantType::F16 | QuantType::BF16 => 2,
             QuantType::Q4_0 => 18,
             QuantType::Q4_1 => 20,
@@ -99,6 +103,7 @@ impl fmt::Display for QuantType {
             QuantType::Q5K => "Q5_K",
             QuantType::Q6K => "Q6_K",
             QuantType::Q8K => "Q8_K",
+            QuantType::I32 => "I32",
         };
         f.write_str(s)
     }

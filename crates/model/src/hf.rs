@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::config::{ArchSpec, ModelConfig};
 use crate::error::ModelError;
+use crate::int4::{Int4Format, Int4Scheme};
 use crate::storage::{ByteSource, TensorBytes};
 use crate::tensors::{TensorEntry, TensorTable};
 use crate::{llama, qwen2};
@@ -19,12 +20,54 @@ fn config_error(path: &Path, message: String) -> ModelError {
     ModelError::Config { path: path.to_path_buf(), message }
 }
 
-/// Reads `config.json` of a llama or qwen2 checkpoint.
-pub fn read_config(dir: &Path) -> Result<ModelConfig, ModelError> {
+/// Reads `config.json` of a llama or qwen2 checkpoint: the model's shape, and the int4
+/// scheme of an AWQ or GPTQ checkpoint.
+pub fn read_config(dir: &Path) -> Result<(ModelConfig, Option<Int4Scheme>), ModelError> {
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| config_error(&path, format!("cannot read: {e}")))?;
     let v: Value = serde_json::from_str(&text).map_err(|e| config_error(&path, format!("not valid JSON: {e}")))?;
-    config_from_json(&path, &v)
+    Ok((config_from_json(&path, &v)?, int4_scheme(&path, &v)?))
+}
+
+/// The int4 scheme of `quantization_config`, if any; other methods are refused by name.
+fn int4_scheme(path: &Path, v: &Value) -> Result<Option<Int4Scheme>, ModelError> {
+    let Some(q) = v.get("quantization_config").filter(|q| !q.is_null()) else { return Ok(None) };
+    let bad = |message: String| config_error(path, format!("quantization_config: {message}"));
+    let method = q["quant_method"].as_str().unwrap_or("(none)").to_ascii_lowercase();
+    let bits = q.get("bits").or_else(|| q.get("w_bit")).and_then(Value::as_u64);
+    if matches!(method.as_str(), "awq" | "gptq") && bits != Some(4) {
+        return Err(bad(format!("{method} with {} bits is not supported (only 4)", bits.map_or("unknown".into(), |b| b.to_string()))));
+    }
+    let group_size = q.get("group_size").or_else(|| q.get("q_group_size")).and_then(Value::as_i64).unwrap_or(128);
+    let group_size = match group_size {
+        -1 if method == "gptq" => None,
+        g if g > 0 => Some(g as usize),
+        g => return Err(bad(format!("group_size {g} is not valid"))),
+    };
+    let format = match method.as_str() {
+        "awq" => {
+            let version = q["version"].as_str().unwrap_or("gemm").to_ascii_lowercase();
+            if version != "gemm" {
+                return Err(bad(format!("AWQ version `{version}` is not supported (only `gemm`)")));
+            }
+            if q.get("zero_point").and_then(Value::as_bool) == Some(false) {
+                return Err(bad("AWQ without zero points is not supported".into()));
+            }
+            Int4Format::Awq
+        }
+        "gptq" => {
+            if q.get("is_marlin_format").and_then(Value::as_bool) == Some(true) {
+                return Err(bad("GPTQ in Marlin format is not supported".into()));
+            }
+            match q.get("checkpoint_format").and_then(Value::as_str).unwrap_or("gptq") {
+                "gptq" => Int4Format::Gptq { zero_offset: 1 },
+                "gptq_v2" => Int4Format::Gptq { zero_offset: 0 },
+                other => return Err(bad(format!("GPTQ checkpoint_format `{other}` is not supported"))),
+            }
+        }
+        other => return Err(bad(format!("method `{other}` is not supported (supported: awq with version gemm, gptq)"))),
+    };
+    Ok(Some(Int4Scheme { format, group_size }))
 }
 
 fn config_from_json(path: &Path, v: &Value) -> Result<ModelConfig, ModelError> {
@@ -36,9 +79,6 @@ fn config_from_json(path: &Path, v: &Value) -> Result<ModelConfig, ModelError> {
         Some("qwen2") => qwen2::SPEC,
         other => return Err(ModelError::UnsupportedArchitecture { path: path.into(), arch: other.unwrap_or("(none)").to_string() }),
     };
-    if let Some(q) = v.get("quantization_config").filter(|q| !q.is_null()) {
-        return Err(bad(format!("quantized checkpoints ({}) are not supported yet", q["quant_method"].as_str().unwrap_or("unknown method"))));
-    }
     if v.get("rope_scaling").is_some_and(|r| !r.is_null()) {
         return Err(bad("rope_scaling is not supported yet".into()));
     }
@@ -137,8 +177,9 @@ fn read_file(path: &Path, out: &mut HashMap<String, TensorEntry>) -> Result<(), 
             safetensors::Dtype::BF16 => QuantType::BF16,
             safetensors::Dtype::F16 => QuantType::F16,
             safetensors::Dtype::F32 => QuantType::F32,
+            safetensors::Dtype::I32 => QuantType::I32,
             other => {
-                let message = format!("tensor `{name}` has dtype {other:?}; supported: BF16, F16, F32 (quantized checkpoints are not supported yet)");
+                let message = format!("tensor `{name}` has dtype {other:?}; supported: BF16, F16, F32, and I32 for packed int4");
                 return Err(config_error(path, message));
             }
         };
@@ -174,8 +215,18 @@ mod tests {
         let c = config_from_json(path, &base).unwrap();
         assert_eq!((c.head_dim, c.n_kv_heads, c.rope_base), (16, 2, 1e6));
         let mut awq = base.clone();
-        awq["quantization_config"] = serde_json::json!({"quant_method": "awq", "bits": 4});
-        assert!(config_from_json(path, &awq).unwrap_err().to_string().contains("awq"));
+        awq["quantization_config"] = serde_json::json!({"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": true, "version": "GEMM"});
+        assert_eq!(int4_scheme(path, &awq).unwrap(), Some(Int4Scheme { format: Int4Format::Awq, group_size: Some(128) }));
+        awq["quantization_config"]["version"] = serde_json::json!("gemv");
+        assert!(int4_scheme(path, &awq).unwrap_err().to_string().contains("gemv"));
+        let mut gptq = base.clone();
+        gptq["quantization_config"] = serde_json::json!({"quant_method": "gptq", "bits": 4, "group_size": -1, "desc_act": true, "sym": true});
+        assert_eq!(int4_scheme(path, &gptq).unwrap(), Some(Int4Scheme { format: Int4Format::Gptq { zero_offset: 1 }, group_size: None }));
+        gptq["quantization_config"]["bits"] = serde_json::json!(8);
+        assert!(int4_scheme(path, &gptq).unwrap_err().to_string().contains("8 bits"));
+        let mut fp8 = base.clone();
+        fp8["quantization_config"] = serde_json::json!({"quant_method": "fp8"});
+        assert!(int4_scheme(path, &fp8).unwrap_err().to_string().contains("`fp8` is not supported"));
         let mut other = base.clone();
         other["model_type"] = serde_json::json!("mamba");
         assert!(config_from_json(path, &other).unwrap_err().to_string().contains("mamba"));

@@ -5,6 +5,7 @@ pub mod error;
 pub mod gguf;
 pub mod hf;
 pub mod hf_cache;
+pub mod int4;
 pub mod kv;
 pub mod llama;
 pub mod qwen2;

@@ -43,6 +43,12 @@ impl TensorBytes {
         TensorBytes { source, offset, len }
     }
 
+    /// Bytes made at load (a repacked weight), owned by the tensor alone.
+    pub fn owned(bytes: Vec<u8>) -> Self {
+        let len = bytes.len();
+        TensorBytes { source: Arc::new(ByteSource::Owned(bytes)), offset: 0, len }
+    }
+
     pub fn as_slice(&self) -> &[u8] {
         &self.source.bytes()[self.offset..self.offset + self.len]
     }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use hearth_kernels::QuantType;
 
 use crate::gguf::GgufFile;
+use crate::int4::Int4Scheme;
 use crate::storage::TensorBytes;
 
 /// One tensor: type, dims (innermost first), bytes.
@@ -23,11 +24,13 @@ pub struct TensorTable {
     path: PathBuf,
     tensors: HashMap<String, TensorEntry>,
     source_name: fn(&str) -> Option<String>,
+    /// How packed int4 layers (`*.qweight`) are to be read, for AWQ/GPTQ checkpoints.
+    int4: Option<Int4Scheme>,
 }
 
 impl TensorTable {
     pub fn new(path: PathBuf, tensors: HashMap<String, TensorEntry>, source_name: fn(&str) -> Option<String>) -> Self {
-        TensorTable { path, tensors, source_name }
+        TensorTable { path, tensors, source_name, int4: None }
     }
 
     /// The name to show in errors: the file's own name for the tensor.
@@ -41,7 +44,16 @@ impl TensorTable {
             .tensors()
             .map(|info| (info.name.clone(), TensorEntry { dtype: info.dtype, dims: info.dims.clone(), bytes: file.tensor_bytes(info) }))
             .collect();
-        TensorTable { path: file.path().to_path_buf(), tensors, source_name: |_| None }
+        TensorTable { path: file.path().to_path_buf(), tensors, source_name: |_| None, int4: None }
+    }
+
+    /// The same table, its packed int4 layers read with `scheme`.
+    pub fn with_int4(self, scheme: Option<Int4Scheme>) -> Self {
+        TensorTable { int4: scheme, ..self }
+    }
+
+    pub fn int4(&self) -> Option<Int4Scheme> {
+        self.int4
     }
 
     pub fn path(&self) -> &Path {

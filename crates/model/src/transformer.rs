@@ -79,8 +79,8 @@ impl Model {
     /// Opens a Hugging Face directory (config.json and bf16/f16/f32 safetensors, mapped).
     pub fn load_dir(dir: impl AsRef<Path>) -> Result<Self, ModelError> {
         let dir = dir.as_ref();
-        let config = crate::hf::read_config(dir)?;
-        let table = crate::hf::read_tensors(dir)?;
+        let (config, int4) = crate::hf::read_config(dir)?;
+        let table = crate::hf::read_tensors(dir)?.with_int4(int4);
         Self::from_table(config, &table, None)
     }
 

@@ -1,8 +1,11 @@
 //! Typed views of a model's tensors: quantized matrices left in place, small vectors as f32.
 
+use std::borrow::Cow;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::error::ModelError;
+use crate::int4::{input_order, Int4Format, PackedInt4};
 use crate::storage::TensorBytes;
 use crate::tensors::{TensorEntry, TensorTable};
 use hearth_kernels::{QMatrix, QuantType};
@@ -35,6 +38,10 @@ impl Weight {
 pub struct Linear {
     pub weight: Weight,
     pub bias: Option<Vec<f32>>,
+    /// The order in which the weight's columns take the input features, when it is not the
+    /// natural one (GPTQ act-order checkpoints, regrouped at load): column `j` reads input
+    /// feature `input_order[j]`.
+    pub input_order: Option<Arc<[u32]>>,
 }
 
 impl Linear {
@@ -43,8 +50,23 @@ impl Linear {
         Linear::forward_many(&[self], x, m, &mut [out]);
     }
 
-    /// Several layers over the same input, computed in one parallel region.
+    /// Several layers over the same input; layers that read it in the same order are
+    /// computed in one parallel region.
     pub fn forward_many(layers: &[&Linear], x: &[f32], m: usize, outs: &mut [&mut Vec<f32>]) {
+        let mut start = 0;
+        while start < layers.len() {
+            let order = layers[start].input_order.as_deref();
+            let same = layers[start..].iter().take_while(|l| l.input_order.as_deref() == order).count();
+            let input = match order {
+                None => Cow::Borrowed(x),
+                Some(order) => Cow::Owned(gather_columns(x, m, order)),
+            };
+            Linear::forward_same_order(&layers[start..start + same], &input, m, &mut outs[start..start + same]);
+            start += same;
+        }
+    }
+
+    fn forward_same_order(layers: &[&Linear], x: &[f32], m: usize, outs: &mut [&mut Vec<f32>]) {
         let mats: Vec<_> = layers.iter().map(|l| l.weight.matrix()).collect();
         for (w, out) in mats.iter().zip(outs.iter_mut()) {
             out.resize(m * w.rows(), 0.0);
@@ -63,6 +85,16 @@ impl Linear {
     pub fn out_features(&self) -> usize {
         self.weight.rows
     }
+}
+
+/// `m` rows of `x`, each with its features taken in `order`.
+fn gather_columns(x: &[f32], m: usize, order: &[u32]) -> Vec<f32> {
+    let cols = order.len();
+    let mut out = Vec::with_capacity(m * cols);
+    for row in x.chunks_exact(cols) {
+        out.extend(order.iter().map(|&i| row[i as usize]));
+    }
+    out
 }
 
 /// Loads tensors from a model's tensor table with shape checks and errors naming the tensor.
@@ -129,9 +161,59 @@ impl<'a> WeightLoader<'a> {
         Ok(out)
     }
 
+    /// A linear layer `prefix`: a plain `.weight`, or AWQ/GPTQ packed tensors (`.qweight`).
     pub fn linear(&self, prefix: &str, rows: usize, cols: usize, with_bias: bool) -> Result<Linear, ModelError> {
-        let weight = self.matrix(&format!("{prefix}.weight"), rows, cols)?;
+        let (weight, input_order) = if self.has(&format!("{prefix}.qweight")) {
+            self.int4_matrix(prefix, rows, cols)?
+        } else {
+            (self.matrix(&format!("{prefix}.weight"), rows, cols)?, None)
+        };
         let bias = if with_bias { Some(self.vector(&format!("{prefix}.bias"), rows)?) } else { None };
-        Ok(Linear { weight, bias })
+        Ok(Linear { weight, bias, input_order })
+    }
+
+    /// A raw tensor of `dtype` with dims (innermost first) checked.
+    fn raw(&self, name: &str, dtype: QuantType, dims: &[usize]) -> Result<&'a [u8], ModelError> {
+        let info = self.info(name)?;
+        self.check_shape(name, info, &dims.iter().map(|&d| d as u64).collect::<Vec<_>>())?;
+        if info.dtype != dtype {
+            let role = if dtype == QuantType::I32 { "packed int4 codes (I32 expected)" } else { "int4 scales (F16 expected)" };
+            return Err(ModelError::UnsupportedType { path: self.path().into(), name: self.table.display_name(name), dtype: info.dtype.to_string(), role });
+        }
+        Ok(info.bytes.as_slice())
+    }
+
+    /// An AWQ/GPTQ layer, repacked once into Q4_1 rows (see `int4`), with the input order
+    /// it needs when its groups are scattered (act order).
+    fn int4_matrix(&self, prefix: &str, rows: usize, cols: usize) -> Result<(Weight, Option<Arc<[u32]>>), ModelError> {
+        let bad = |message: String| ModelError::Config { path: self.path().into(), message: format!("`{}`: {message}", self.table.display_name(&format!("{prefix}.qweight"))) };
+        let scheme = self.table.int4().ok_or_else(|| bad("packed int4 weights, but config.json has no AWQ/GPTQ quantization_config".into()))?;
+        if !rows.is_multiple_of(8) || !cols.is_multiple_of(32) {
+            return Err(bad(format!("a {rows}x{cols} layer cannot be int4 (outputs must be a multiple of 8, inputs of 32)")));
+        }
+        let group = scheme.group_size.unwrap_or(cols);
+        let n_groups = cols.div_ceil(group);
+        let qweight_dims = match scheme.format {
+            Int4Format::Awq => [rows / 8, cols],
+            Int4Format::Gptq { .. } => [rows, cols / 8],
+        };
+        let qweight = self.raw(&format!("{prefix}.qweight"), QuantType::I32, &qweight_dims)?;
+        let qzeros = self.raw(&format!("{prefix}.qzeros"), QuantType::I32, &[rows / 8, n_groups])?;
+        let scales = self.raw(&format!("{prefix}.scales"), QuantType::F16, &[rows, n_groups])?;
+        let g_idx = format!("{prefix}.g_idx");
+        let groups: Vec<u32> = if matches!(scheme.format, Int4Format::Gptq { .. }) && self.has(&g_idx) {
+            let bytes = self.raw(&g_idx, QuantType::I32, &[cols])?;
+            let groups: Vec<u32> = bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            if let Some(g) = groups.iter().find(|&&g| g as usize >= n_groups) {
+                return Err(bad(format!("g_idx names group {} but the layer has {n_groups}", *g as i32)));
+            }
+            groups
+        } else {
+            (0..cols).map(|i| (i / group) as u32).collect()
+        };
+        let order = input_order(&groups).map_err(|e| bad(format!("cannot be regrouped into blocks of 32: {e}")))?;
+        let packed = PackedInt4 { format: scheme.format, rows, cols, qweight, qzeros, scales, groups: &groups };
+        let weight = Weight { bytes: TensorBytes::owned(packed.to_q4_1(order.as_deref())), dtype: QuantType::Q4_1, rows, cols };
+        Ok((weight, order.map(Arc::from)))
     }
 }
