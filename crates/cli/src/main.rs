@@ -7,6 +7,7 @@ mod chat;
 mod check;
 mod common;
 mod convert;
+mod quantize;
 mod gateway;
 mod generate;
 mod serve;
@@ -38,6 +39,8 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     /// Write a GGUF model as a Hugging Face directory in bf16 (dequantized weights).
     Convert(convert::ConvertArgs),
+    /// Write an AWQ or GPTQ int4 checkpoint from a bf16/f16/f32 model directory
+    Quantize(quantize::QuantizeArgs),
     /// Serve a model over an OpenAI-compatible HTTP API (like `vllm serve`).
     Serve(serve::ServeArgs),
 }
@@ -56,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         Command::Check(args) => check::run(args),
         Command::Gateway(args) => gateway::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Quantize(args) => quantize::run(args),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod kv;
 pub mod metrics;
 pub mod request;
 pub mod sched;
+pub mod quantize;
 pub mod sample;
 
 pub use bundle::{ChatMessage, GenerationDefaults, LoadError, ModelBundle};

@@ -46,6 +46,46 @@ pub struct PackedInt4<'a> {
     pub groups: &'a [u32],
 }
 
+/// Anything that yields int4 codes, zero points and scales of a `rows x cols` layer.
+pub trait Int4Values: Sync {
+    fn rows(&self) -> usize;
+    fn cols(&self) -> usize;
+    fn code(&self, o: usize, i: usize) -> u8;
+    fn zero(&self, o: usize, g: usize) -> u8;
+    fn scale(&self, o: usize, g: usize) -> f16;
+}
+
+/// The layer as Q4_1 rows (bytes, `rows * cols / 32` blocks): input features are taken in
+/// `order` when given (see `input_order`), so that every block lies in one group of `groups`.
+pub fn to_q4_1(values: &impl Int4Values, groups: &[u32], order: Option<&[u32]>) -> Vec<u8> {
+    let blocks_per_row = values.cols() / QK;
+    let row_bytes = blocks_per_row * std::mem::size_of::<BlockQ4_1>();
+    let mut out = vec![0u8; values.rows() * row_bytes];
+    const ROWS_PER_TASK: usize = 64;
+    out.par_chunks_mut(row_bytes * ROWS_PER_TASK).enumerate().for_each(|(task, chunk)| {
+        for (r, row) in chunk.chunks_exact_mut(row_bytes).enumerate() {
+            fill_q4_1_row(values, task * ROWS_PER_TASK + r, groups, order, row);
+        }
+    });
+    out
+}
+
+fn fill_q4_1_row(values: &impl Int4Values, o: usize, groups: &[u32], order: Option<&[u32]>, row: &mut [u8]) {
+    let input = |k: usize| order.map_or(k, |ord| ord[k] as usize);
+    for (b, block) in row.chunks_exact_mut(std::mem::size_of::<BlockQ4_1>()).enumerate() {
+        let g = groups[input(b * QK)] as usize;
+        let scale = values.scale(o, g);
+        let min = -(values.zero(o, g) as f32) * scale.to_f32();
+        block[0..2].copy_from_slice(&scale.to_le_bytes());
+        block[2..4].copy_from_slice(&f16::from_f32(min).to_le_bytes());
+        for j in 0..QK / 2 {
+            let low = values.code(o, input(b * QK + j));
+            let high = values.code(o, input(b * QK + j + QK / 2));
+            block[4 + j] = low | (high << 4);
+        }
+    }
+}
+
 fn word(bytes: &[u8], index: usize) -> u32 {
     u32::from_le_bytes(bytes[4 * index..4 * index + 4].try_into().expect("four bytes"))
 }
@@ -54,17 +94,24 @@ fn nibble(word: u32, position: u32) -> u8 {
     ((word >> (4 * position)) & 0xF) as u8
 }
 
-impl PackedInt4<'_> {
-    /// The 4-bit code of weight (output `o`, input `i`).
-    pub fn code(&self, o: usize, i: usize) -> u8 {
+impl Int4Values for PackedInt4<'_> {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn code(&self, o: usize, i: usize) -> u8 {
         match self.format {
             Int4Format::Awq => nibble(word(self.qweight, i * (self.rows / 8) + o / 8), AWQ_NIBBLE_OF_FEATURE[o % 8]),
             Int4Format::Gptq { .. } => nibble(word(self.qweight, (i / 8) * self.rows + o), (i % 8) as u32),
         }
     }
 
-    /// The zero point of output `o` in group `g` (with GPTQ's stored offset added back).
-    pub fn zero(&self, o: usize, g: usize) -> u8 {
+    /// With GPTQ's stored offset added back.
+    fn zero(&self, o: usize, g: usize) -> u8 {
         let packed = word(self.qzeros, g * (self.rows / 8) + o / 8);
         match self.format {
             Int4Format::Awq => nibble(packed, AWQ_NIBBLE_OF_FEATURE[o % 8]),
@@ -72,11 +119,13 @@ impl PackedInt4<'_> {
         }
     }
 
-    pub fn scale(&self, o: usize, g: usize) -> f16 {
+    fn scale(&self, o: usize, g: usize) -> f16 {
         let at = 2 * (g * self.rows + o);
         f16::from_le_bytes([self.scales[at], self.scales[at + 1]])
     }
+}
 
+impl PackedInt4<'_> {
     /// Row `o` as floats, straight from the formula (the reference for the repacking).
     pub fn dequantize_row(&self, o: usize, out: &mut [f32]) {
         for (i, w) in out.iter_mut().enumerate().take(self.cols) {
@@ -85,35 +134,9 @@ impl PackedInt4<'_> {
         }
     }
 
-    /// The weights as Q4_1 rows (bytes, `rows * cols / 32` blocks); input features are taken
-    /// in `order` when given (see `input_order`), so that every block lies in one group.
+    /// The weights as Q4_1 rows, input features taken in `order` when given.
     pub fn to_q4_1(&self, order: Option<&[u32]>) -> Vec<u8> {
-        let blocks_per_row = self.cols / QK;
-        let row_bytes = blocks_per_row * std::mem::size_of::<BlockQ4_1>();
-        let mut out = vec![0u8; self.rows * row_bytes];
-        const ROWS_PER_TASK: usize = 64;
-        out.par_chunks_mut(row_bytes * ROWS_PER_TASK).enumerate().for_each(|(task, chunk)| {
-            for (r, row) in chunk.chunks_exact_mut(row_bytes).enumerate() {
-                self.fill_q4_1_row(task * ROWS_PER_TASK + r, order, row);
-            }
-        });
-        out
-    }
-
-    fn fill_q4_1_row(&self, o: usize, order: Option<&[u32]>, row: &mut [u8]) {
-        let input = |k: usize| order.map_or(k, |ord| ord[k] as usize);
-        for (b, block) in row.chunks_exact_mut(std::mem::size_of::<BlockQ4_1>()).enumerate() {
-            let g = self.groups[input(b * QK)] as usize;
-            let scale = self.scale(o, g);
-            let min = -(self.zero(o, g) as f32) * scale.to_f32();
-            block[0..2].copy_from_slice(&scale.to_le_bytes());
-            block[2..4].copy_from_slice(&f16::from_f32(min).to_le_bytes());
-            for j in 0..QK / 2 {
-                let low = self.code(o, input(b * QK + j));
-                let high = self.code(o, input(b * QK + j + QK / 2));
-                block[4 + j] = low | (high << 4);
-            }
-        }
+        to_q4_1(self, self.groups, order)
     }
 }
 
@@ -154,6 +177,28 @@ pub struct PackedTensors {
     pub qweight: (Vec<usize>, Vec<u8>),
     pub qzeros: (Vec<usize>, Vec<u8>),
     pub scales: (Vec<usize>, Vec<u8>),
+}
+
+impl Int4Values for Int4Codes {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn code(&self, o: usize, i: usize) -> u8 {
+        self.codes[o * self.cols + i]
+    }
+
+    fn zero(&self, o: usize, g: usize) -> u8 {
+        self.zeros[g * self.rows + o]
+    }
+
+    fn scale(&self, o: usize, g: usize) -> f16 {
+        self.scales[g * self.rows + o]
+    }
 }
 
 impl Int4Codes {

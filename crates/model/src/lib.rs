@@ -18,4 +18,4 @@ pub use config::ModelConfig;
 pub use error::{GgufError, GgufErrorKind, ModelError};
 pub use gguf::{GgufFile, MetaValue, TensorInfo};
 pub use kv::{ContiguousBatch, KvCache, KvStore};
-pub use transformer::{BatchSpan, LogitsWanted, Model, SeqSpan};
+pub use transformer::{BatchSpan, LinearInputObserver, LinearSite, LogitsWanted, Model, SeqSpan};

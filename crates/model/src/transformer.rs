@@ -52,6 +52,27 @@ pub struct BatchSpan<'a> {
     pub logits: LogitsWanted,
 }
 
+/// Where a linear layer's input is taken, for calibration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinearSite {
+    /// The normed residual read by q, k and v.
+    Attention,
+    /// The attention output read by o.
+    AttentionOutput,
+    /// The normed residual read by gate and up.
+    Mlp,
+    /// `silu(gate) * up`, read by down.
+    MlpDown,
+}
+
+/// Receives the input rows of every linear layer during a forward pass (quantization
+/// calibration): `rows` holds whole rows of the site's width.
+pub trait LinearInputObserver: Send {
+    fn observe(&mut self, layer: usize, site: LinearSite, rows: &[f32]);
+}
+
+type Observer<'o> = Option<&'o mut (dyn LinearInputObserver + 'static)>;
+
 /// A loaded model: weights borrowed from the mapped file.
 pub struct Model {
     config: ModelConfig,
@@ -163,6 +184,18 @@ impl Model {
     /// The batched forward pass over any KV storage: every linear layer is one matrix
     /// product over all tokens of all spans; attention reads each span's own rows.
     pub fn forward_batch<S: KvStore + Send>(&self, spans: &[BatchSpan<'_>], kv: &mut S) -> Result<Vec<Vec<f32>>, ModelError> {
+        self.forward_observed(spans, kv, None)
+    }
+
+    /// Runs `tokens` as one fresh sequence and shows `observer` every linear layer's input.
+    pub fn observe_linear_inputs(&self, tokens: &[u32], observer: &mut (dyn LinearInputObserver + 'static)) -> Result<(), ModelError> {
+        let mut cache = self.new_cache();
+        let span = BatchSpan { tokens, start: 0, logits: LogitsWanted::None };
+        self.forward_observed(&[span], &mut ContiguousBatch(&mut [&mut cache]), Some(observer))?;
+        Ok(())
+    }
+
+    fn forward_observed<S: KvStore + Send>(&self, spans: &[BatchSpan<'_>], kv: &mut S, mut observer: Observer<'_>) -> Result<Vec<Vec<f32>>, ModelError> {
         self.check_tokens(spans)?;
         hearth_kernels::threads::install(|| {
             let c = &self.config;
@@ -176,8 +209,8 @@ impl Model {
                 embed.dequantize_row(tok as usize, row);
             }
             for (li, layer) in self.layers.iter().enumerate() {
-                self.attention_block(li, layer, &mut x, spans, kv, scratch);
-                self.ffn_block(layer, &mut x, total, scratch);
+                self.attention_block(li, layer, &mut x, spans, kv, scratch, observer.as_deref_mut());
+                self.ffn_block(li, layer, &mut x, total, scratch, observer.as_deref_mut());
             }
             let logits = self.logits(&x, spans);
             scratch.x = x;
@@ -196,6 +229,7 @@ impl Model {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn attention_block<S: KvStore>(
         &self,
         li: usize,
@@ -204,6 +238,7 @@ impl Model {
         spans: &[BatchSpan<'_>],
         kv: &mut S,
         s: &mut Scratch,
+        mut observer: Observer<'_>,
     ) {
         let c = &self.config;
         let total = x.len() / c.hidden;
@@ -212,6 +247,9 @@ impl Model {
         s.normed.clear();
         s.normed.extend_from_slice(x);
         rms_norm_rows(&mut s.normed, &layer.attn_norm, c.rms_eps);
+        if let Some(o) = observer.as_deref_mut() {
+            o.observe(li, LinearSite::Attention, &s.normed);
+        }
         Linear::forward_many(&[&layer.q, &layer.k, &layer.v], &s.normed, total, &mut [&mut s.q, &mut s.k, &mut s.v]);
         s.attn.resize(total * qw, 0.0);
         let mut row = 0;
@@ -237,16 +275,25 @@ impl Model {
         }
         attention_batch(shape, &mut items);
         drop(items);
+        if let Some(o) = observer {
+            o.observe(li, LinearSite::AttentionOutput, &s.attn);
+        }
         layer.o.forward(&s.attn, total, &mut s.out);
         add_in_place(x, &s.out);
     }
 
-    fn ffn_block(&self, layer: &Layer, x: &mut [f32], total: usize, s: &mut Scratch) {
+    fn ffn_block(&self, li: usize, layer: &Layer, x: &mut [f32], total: usize, s: &mut Scratch, mut observer: Observer<'_>) {
         s.normed.clear();
         s.normed.extend_from_slice(x);
         rms_norm_rows(&mut s.normed, &layer.ffn_norm, self.config.rms_eps);
+        if let Some(o) = observer.as_deref_mut() {
+            o.observe(li, LinearSite::Mlp, &s.normed);
+        }
         Linear::forward_many(&[&layer.gate, &layer.up], &s.normed, total, &mut [&mut s.gate, &mut s.up]);
         silu_mul(&mut s.gate, &s.up);
+        if let Some(o) = observer {
+            o.observe(li, LinearSite::MlpDown, &s.gate);
+        }
         layer.down.forward(&s.gate, total, &mut s.out);
         add_in_place(x, &s.out);
     }

@@ -41,8 +41,11 @@ pub struct Linear {
     /// The order in which the weight's columns take the input features, when it is not the
     /// natural one (GPTQ act-order checkpoints, regrouped at load): column `j` reads input
     /// feature `input_order[j]`.
-    pub input_order: Option<Arc<[u32]>>,
+    pub input_order: InputOrder,
 }
+
+/// Which input feature each weight column reads (`None`: the natural order).
+pub type InputOrder = Option<Arc<[u32]>>;
 
 impl Linear {
     /// `out = x W^T (+ b)` for `m` rows of input.
@@ -107,7 +110,7 @@ impl<'a> WeightLoader<'a> {
         WeightLoader { table }
     }
 
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         self.table.path()
     }
 
@@ -185,7 +188,7 @@ impl<'a> WeightLoader<'a> {
 
     /// An AWQ/GPTQ layer, repacked once into Q4_1 rows (see `int4`), with the input order
     /// it needs when its groups are scattered (act order).
-    fn int4_matrix(&self, prefix: &str, rows: usize, cols: usize) -> Result<(Weight, Option<Arc<[u32]>>), ModelError> {
+    fn int4_matrix(&self, prefix: &str, rows: usize, cols: usize) -> Result<(Weight, InputOrder), ModelError> {
         let bad = |message: String| ModelError::Config { path: self.path().into(), message: format!("`{}`: {message}", self.table.display_name(&format!("{prefix}.qweight"))) };
         let scheme = self.table.int4().ok_or_else(|| bad("packed int4 weights, but config.json has no AWQ/GPTQ quantization_config".into()))?;
         if !rows.is_multiple_of(8) || !cols.is_multiple_of(32) {
