@@ -52,4 +52,20 @@ impl TensorBytes {
     pub fn as_slice(&self) -> &[u8] {
         &self.source.bytes()[self.offset..self.offset + self.len]
     }
+
+    /// Tells the kernel the mapped pages wholly inside this tensor will not be read again
+    /// (after it was repacked into its own buffer), so they stop counting as resident.
+    pub fn release_pages(&self) {
+        const PAGE: usize = 4096;
+        if let ByteSource::Mapped(map) = &*self.source {
+            let start = self.offset.div_ceil(PAGE) * PAGE;
+            let end = (self.offset + self.len) / PAGE * PAGE;
+            if end > start {
+                // SAFETY: the mapping is private and read-only, so dropping its pages loses
+                // nothing (a later read would fault them in again from the file); the range
+                // lies inside the mapping. An error (e.g. larger pages) only leaves them resident.
+                let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) };
+            }
+        }
+    }
 }

@@ -217,6 +217,9 @@ impl<'a> WeightLoader<'a> {
         let order = input_order(&groups).map_err(|e| bad(format!("cannot be regrouped into blocks of 32: {e}")))?;
         let packed = PackedInt4 { format: scheme.format, rows, cols, qweight, qzeros, scales, groups: &groups };
         let weight = Weight { bytes: TensorBytes::owned(packed.to_q4_1(order.as_deref())), dtype: QuantType::Q4_1, rows, cols };
+        for name in ["qweight", "qzeros", "scales"] {
+            self.info(&format!("{prefix}.{name}"))?.bytes.release_pages();
+        }
         Ok((weight, order.map(Arc::from)))
     }
 }
