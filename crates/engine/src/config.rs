@@ -125,6 +125,7 @@ mod tests {
             ffn_hidden: 128,
             rms_eps: 1e-6,
             rope_base: 1e4,
+            rope_scaling: Default::default(),
             context_length: 4096,
         }
     }

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::path::Path;
 
 use half::bf16;
+use hearth_kernels::ops::RopeScaling;
 use hearth_kernels::QMatrix;
 use hearth_model::hf::hf_name;
 use hearth_model::tensors::{TensorEntry, TensorTable};
@@ -100,7 +101,24 @@ fn config_json(c: &ModelConfig, tokenizer: &Tokenizer, tied: bool) -> serde_json
         "eos_token_id": tokenizer.eos_token(),
         "torch_dtype": "bfloat16",
         "hidden_act": "silu",
+        "rope_scaling": rope_scaling_json(c.rope_scaling),
     })
+}
+
+/// config.json's `rope_scaling` for the scalings a GGUF can carry.
+fn rope_scaling_json(scaling: RopeScaling) -> serde_json::Value {
+    match scaling {
+        RopeScaling::None => serde_json::Value::Null,
+        RopeScaling::Linear { factor } => json!({"rope_type": "linear", "factor": factor}),
+        RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_context } => json!({
+            "rope_type": "llama3", "factor": factor, "low_freq_factor": low_freq_factor,
+            "high_freq_factor": high_freq_factor, "original_max_position_embeddings": original_context as u64,
+        }),
+        RopeScaling::Yarn { factor, original_context, beta_fast, beta_slow, attention_factor } => json!({
+            "rope_type": "yarn", "factor": factor, "original_max_position_embeddings": original_context as u64,
+            "beta_fast": beta_fast, "beta_slow": beta_slow, "attention_factor": attention_factor,
+        }),
+    }
 }
 
 /// A tensor as bf16 in Hugging Face layout (rows x cols, row-major).

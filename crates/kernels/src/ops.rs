@@ -45,17 +45,86 @@ pub enum RopeStyle {
     Neox,
 }
 
+/// How rotary frequencies are stretched to serve contexts longer than the model was trained
+/// on (Hugging Face's `rope_scaling`, GGUF's `rope.scaling.*`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum RopeScaling {
+    #[default]
+    None,
+    /// Every frequency divided by `factor` (position interpolation).
+    Linear { factor: f32 },
+    /// Llama 3.1: long wavelengths divided by `factor`, short ones kept, a smooth ramp between.
+    Llama3 { factor: f32, low_freq_factor: f32, high_freq_factor: f32, original_context: f32 },
+    /// YaRN: a per-frequency blend of interpolation and extrapolation between the `beta_fast`
+    /// and `beta_slow` rotation counts, and cos/sin scaled by `attention_factor`.
+    Yarn { factor: f32, original_context: f32, beta_fast: f32, beta_slow: f32, attention_factor: f32 },
+}
+
+impl RopeScaling {
+    /// YaRN's default attention factor for a stretch of `factor`.
+    pub fn yarn_attention_factor(factor: f32) -> f32 {
+        if factor <= 1.0 {
+            1.0
+        } else {
+            0.1 * factor.ln() + 1.0
+        }
+    }
+
+    fn apply(&self, inv_freq: &mut [f32], head_dim: usize, base: f32) {
+        use std::f32::consts::PI;
+        match *self {
+            RopeScaling::None => {}
+            RopeScaling::Linear { factor } => inv_freq.iter_mut().for_each(|f| *f /= factor),
+            RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_context } => {
+                let (low_wavelen, high_wavelen) = (original_context / low_freq_factor, original_context / high_freq_factor);
+                for f in inv_freq.iter_mut() {
+                    let wavelen = 2.0 * PI / *f;
+                    if wavelen > low_wavelen {
+                        *f /= factor;
+                    } else if wavelen >= high_wavelen {
+                        let smooth = (original_context / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                        *f = (1.0 - smooth) * *f / factor + smooth * *f;
+                    }
+                }
+            }
+            RopeScaling::Yarn { factor, original_context, beta_fast, beta_slow, .. } => {
+                // the dimension at which a frequency turns `rotations` times over the original context
+                let dim_for = |rotations: f32| head_dim as f32 * (original_context / (rotations * 2.0 * PI)).ln() / (2.0 * base.ln());
+                let low = dim_for(beta_fast).floor().max(0.0);
+                let high = dim_for(beta_slow).ceil().min(head_dim as f32 - 1.0);
+                let high = if high == low { high + 0.001 } else { high };
+                for (i, f) in inv_freq.iter_mut().enumerate() {
+                    let ramp = ((i as f32 - low) / (high - low)).clamp(0.0, 1.0);
+                    let extrapolation = 1.0 - ramp;
+                    *f = *f / factor * (1.0 - extrapolation) + *f * extrapolation;
+                }
+            }
+        }
+    }
+}
+
 /// Precomputed inverse frequencies for rotary embeddings.
 #[derive(Debug, Clone)]
 pub struct Rope {
     inv_freq: Vec<f32>,
     style: RopeStyle,
+    /// Multiplies cos and sin (YaRN's attention factor; 1 otherwise).
+    magnitude: f32,
 }
 
 impl Rope {
     pub fn new(head_dim: usize, base: f32, style: RopeStyle) -> Self {
-        let inv_freq = (0..head_dim / 2).map(|i| base.powf(-2.0 * i as f32 / head_dim as f32)).collect();
-        Rope { inv_freq, style }
+        Self::with_scaling(head_dim, base, style, RopeScaling::None)
+    }
+
+    pub fn with_scaling(head_dim: usize, base: f32, style: RopeStyle, scaling: RopeScaling) -> Self {
+        let mut inv_freq: Vec<f32> = (0..head_dim / 2).map(|i| base.powf(-2.0 * i as f32 / head_dim as f32)).collect();
+        scaling.apply(&mut inv_freq, head_dim, base);
+        let magnitude = match scaling {
+            RopeScaling::Yarn { attention_factor, .. } => attention_factor,
+            _ => 1.0,
+        };
+        Rope { inv_freq, style, magnitude }
     }
 
     /// Rotates every head in `heads` (n heads of head_dim contiguous values) for position `pos`.
@@ -63,7 +132,7 @@ impl Rope {
         cos_sin.clear();
         cos_sin.extend(self.inv_freq.iter().map(|f| {
             let (s, c) = (pos as f32 * f).sin_cos();
-            (c, s)
+            (c * self.magnitude, s * self.magnitude)
         }));
         let half = self.inv_freq.len();
         for head in heads.chunks_exact_mut(half * 2) {
@@ -134,6 +203,26 @@ mod tests {
         let mut v = vec![1.0, 0.0, 0.0, 0.0];
         rope.apply(&mut v, 1, &mut scratch);
         assert!((v[0] - 1f32.cos()).abs() < 1e-6 && (v[1] - 1f32.sin()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rope_scaling_stretches_the_right_frequencies() {
+        let freqs = |scaling| Rope::with_scaling(128, 500_000.0, RopeStyle::Neox, scaling).inv_freq;
+        let plain = freqs(RopeScaling::None);
+        let linear = freqs(RopeScaling::Linear { factor: 4.0 });
+        assert!(plain.iter().zip(&linear).all(|(p, l)| (p / 4.0 - l).abs() <= 1e-7 * p));
+        // Llama 3.1's values: the fastest frequency is kept, the slowest divided by 8
+        let llama3 = freqs(RopeScaling::Llama3 { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_context: 8192.0 });
+        assert_eq!(llama3[0], plain[0]);
+        assert!((llama3[63] - plain[63] / 8.0).abs() <= 1e-6 * plain[63]);
+        assert!(llama3.windows(2).all(|w| w[1] < w[0]), "still decreasing through the ramp");
+        // YaRN (Qwen2.5's long-context setting): fast dims extrapolate, slow ones interpolate
+        let yarn = RopeScaling::Yarn { factor: 4.0, original_context: 32768.0, beta_fast: 32.0, beta_slow: 1.0, attention_factor: RopeScaling::yarn_attention_factor(4.0) };
+        let rope = Rope::with_scaling(128, 1_000_000.0, RopeStyle::Neox, yarn);
+        let base = Rope::new(128, 1_000_000.0, RopeStyle::Neox);
+        assert_eq!(rope.inv_freq[0], base.inv_freq[0]);
+        assert!((rope.inv_freq[63] - base.inv_freq[63] / 4.0).abs() <= 1e-6 * base.inv_freq[63]);
+        assert!((rope.magnitude - (0.1 * 4f32.ln() + 1.0)).abs() < 1e-6);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hearth_kernels::ops::RopeStyle;
+use hearth_kernels::ops::{RopeScaling, RopeStyle};
 use hearth_kernels::QuantType;
 use serde_json::Value;
 
@@ -79,9 +79,6 @@ fn config_from_json(path: &Path, v: &Value) -> Result<ModelConfig, ModelError> {
         Some("qwen2") => qwen2::SPEC,
         other => return Err(ModelError::UnsupportedArchitecture { path: path.into(), arch: other.unwrap_or("(none)").to_string() }),
     };
-    if v.get("rope_scaling").is_some_and(|r| !r.is_null()) {
-        return Err(bad("rope_scaling is not supported yet".into()));
-    }
     let int = |key: &str| v[key].as_u64().map(|n| n as usize).ok_or_else(|| bad(format!("`{key}` is missing or not an integer")));
     let hidden = int("hidden_size")?;
     let n_heads = int("num_attention_heads")?;
@@ -90,6 +87,14 @@ fn config_from_json(path: &Path, v: &Value) -> Result<ModelConfig, ModelError> {
         return Err(bad(format!("inconsistent heads: hidden {hidden}, heads {n_heads}, kv heads {n_kv_heads}")));
     }
     let head_dim = v["head_dim"].as_u64().map(|n| n as usize).unwrap_or(hidden / n_heads);
+    let max_positions = int("max_position_embeddings")?;
+    let rope_scaling = rope_scaling(v.get("rope_scaling").unwrap_or(&Value::Null), max_positions).map_err(|m| bad(format!("rope_scaling: {m}")))?;
+    // as vLLM does: a stretched rope serves `factor` times the original context
+    let context_length = match rope_scaling {
+        RopeScaling::Linear { factor } => (max_positions as f32 * factor) as usize,
+        RopeScaling::Yarn { factor, original_context, .. } => max_positions.max((original_context * factor) as usize),
+        _ => max_positions,
+    };
     Ok(ModelConfig {
         arch,
         vocab_size: int("vocab_size")?,
@@ -101,7 +106,41 @@ fn config_from_json(path: &Path, v: &Value) -> Result<ModelConfig, ModelError> {
         ffn_hidden: int("intermediate_size")?,
         rms_eps: v["rms_norm_eps"].as_f64().ok_or_else(|| bad("`rms_norm_eps` is missing".into()))? as f32,
         rope_base: v["rope_theta"].as_f64().unwrap_or(10_000.0) as f32,
-        context_length: int("max_position_embeddings")?,
+        rope_scaling,
+        context_length,
+    })
+}
+
+/// `rope_scaling` of config.json: linear, llama3 and yarn; `null` or `default` for none.
+fn rope_scaling(r: &Value, max_positions: usize) -> Result<RopeScaling, String> {
+    if r.is_null() {
+        return Ok(RopeScaling::None);
+    }
+    let kind = r.get("rope_type").or_else(|| r.get("type")).and_then(Value::as_str).unwrap_or("default");
+    let float = |key: &str| r.get(key).and_then(Value::as_f64).map(|x| x as f32);
+    let factor = float("factor");
+    let need_factor = || factor.filter(|f| *f >= 1.0).ok_or_else(|| format!("`{kind}` needs a `factor` of at least 1"));
+    let original = float("original_max_position_embeddings");
+    Ok(match kind {
+        "default" => RopeScaling::None,
+        "linear" => RopeScaling::Linear { factor: need_factor()? },
+        "llama3" => RopeScaling::Llama3 {
+            factor: need_factor()?,
+            low_freq_factor: float("low_freq_factor").ok_or("`llama3` needs `low_freq_factor`")?,
+            high_freq_factor: float("high_freq_factor").ok_or("`llama3` needs `high_freq_factor`")?,
+            original_context: original.ok_or("`llama3` needs `original_max_position_embeddings`")?,
+        },
+        "yarn" => {
+            let factor = need_factor()?;
+            RopeScaling::Yarn {
+                factor,
+                original_context: original.unwrap_or(max_positions as f32),
+                beta_fast: float("beta_fast").unwrap_or(32.0),
+                beta_slow: float("beta_slow").unwrap_or(1.0),
+                attention_factor: float("attention_factor").unwrap_or_else(|| RopeScaling::yarn_attention_factor(factor)),
+            }
+        }
+        other => return Err(format!("type `{other}` is not supported (supported: linear, llama3, yarn)")),
     })
 }
 
@@ -224,6 +263,16 @@ mod tests {
         assert_eq!(int4_scheme(path, &gptq).unwrap(), Some(Int4Scheme { format: Int4Format::Gptq { zero_offset: 1 }, group_size: None }));
         gptq["quantization_config"]["bits"] = serde_json::json!(8);
         assert!(int4_scheme(path, &gptq).unwrap_err().to_string().contains("8 bits"));
+        let mut yarn = base.clone();
+        yarn["rope_scaling"] = serde_json::json!({"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 512});
+        let c = config_from_json(path, &yarn).unwrap();
+        assert!(matches!(c.rope_scaling, RopeScaling::Yarn { factor: 4.0, original_context: 512.0, .. }));
+        assert_eq!(c.context_length, 2048, "four times the original context");
+        let mut llama3 = base.clone();
+        llama3["rope_scaling"] = serde_json::json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192});
+        assert!(matches!(config_from_json(path, &llama3).unwrap().rope_scaling, RopeScaling::Llama3 { factor: 8.0, .. }));
+        llama3["rope_scaling"] = serde_json::json!({"rope_type": "longrope", "factor": 8.0});
+        assert!(config_from_json(path, &llama3).unwrap_err().to_string().contains("`longrope` is not supported"));
         let mut fp8 = base.clone();
         fp8["quantization_config"] = serde_json::json!({"quant_method": "fp8"});
         assert!(int4_scheme(path, &fp8).unwrap_err().to_string().contains("`fp8` is not supported"));

@@ -133,7 +133,7 @@ impl Model {
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
         let output = if w.has("output.weight") { Some(w.linear("output", config.vocab_size, h, false)?) } else { None };
-        let rope = Rope::new(config.head_dim, config.rope_base, config.arch.rope_style);
+        let rope = config.rope();
         Ok(Model {
             embed: w.matrix("token_embd.weight", config.vocab_size, h)?,
             output_norm: w.vector("output_norm.weight", h)?,
