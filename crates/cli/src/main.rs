@@ -7,6 +7,7 @@ mod chat;
 mod check;
 mod common;
 mod convert;
+mod download;
 mod quantize;
 mod gateway;
 mod generate;
@@ -39,6 +40,8 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     /// Write a GGUF model as a Hugging Face directory in bf16 (dequantized weights).
     Convert(convert::ConvertArgs),
+    /// Download a model directory into the Hugging Face cache
+    Download(download::DownloadArgs),
     /// Write an AWQ or GPTQ int4 checkpoint from a bf16/f16/f32 model directory
     Quantize(quantize::QuantizeArgs),
     /// Serve a model over an OpenAI-compatible HTTP API (like `vllm serve`).
@@ -59,6 +62,7 @@ fn main() -> anyhow::Result<()> {
         Command::Check(args) => check::run(args),
         Command::Gateway(args) => gateway::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Download(args) => download::run(args),
         Command::Quantize(args) => quantize::run(args),
     }
 }

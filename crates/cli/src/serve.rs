@@ -172,18 +172,27 @@ fn resolve_model(model: Option<&str>) -> anyhow::Result<PathBuf> {
         return Ok(snapshot);
     }
     let wanted = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
-    let matches: Vec<PathBuf> = gguf_files(&dir)
+    let local: Vec<PathBuf> = gguf_files(&dir)
         .into_iter()
         .filter(|p| p.file_stem().and_then(|s| s.to_str()).is_some_and(|s| s.to_ascii_lowercase().starts_with(&wanted)))
         .collect();
-    match matches.as_slice() {
+    if local.is_empty() && looks_like_repo(model) && !crate::download::offline() {
+        return crate::download::download_model(model, "main");
+    }
+    match local.as_slice() {
         [one] => Ok(one.clone()),
         [] => bail!(
-            "model `{model}` is not a file, a folder, a model in the Hugging Face cache, or a model in {} (hearth does not download models)",
+            "model `{model}` is not a file, a folder, a model in the Hugging Face cache, or a model in {} (ORG/NAME models are downloaded unless HF_HUB_OFFLINE is set)",
             dir.display()
         ),
         many => bail!("model `{model}` matches several files in {}: {many:?}", dir.display()),
     }
+}
+
+/// `ORG/NAME`, as the hub spells repositories.
+fn looks_like_repo(model: &str) -> bool {
+    let ok = |part: &str| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    model.split_once('/').is_some_and(|(org, name)| ok(org) && ok(name))
 }
 
 fn gguf_files(dir: &Path) -> Vec<PathBuf> {
