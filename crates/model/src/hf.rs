@@ -187,13 +187,17 @@ fn translate(name: &str, layer_prefix: (&str, &str), orient: fn((&'static str, &
     Some(format!("{}{layer}.{to}.{suffix}", layer_prefix.1))
 }
 
-/// Every `*.safetensors` file of `dir`, mapped, as one tensor table under GGUF names.
+/// The weight files of `dir`, mapped, as one tensor table under GGUF names: the shards
+/// `model.safetensors.index.json` lists when there is one, else every `*.safetensors` file.
 pub fn read_tensors(dir: &Path) -> Result<TensorTable, ModelError> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| config_error(dir, format!("cannot list: {e}")))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-        .collect();
+    let mut files = match shards_in_index(dir)? {
+        Some(files) => files,
+        None => std::fs::read_dir(dir)
+            .map_err(|e| config_error(dir, format!("cannot list: {e}")))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+            .collect(),
+    };
     files.sort();
     if files.is_empty() {
         return Err(config_error(dir, "holds no .safetensors file".into()));
@@ -203,6 +207,26 @@ pub fn read_tensors(dir: &Path) -> Result<TensorTable, ModelError> {
         read_file(file, &mut tensors)?;
     }
     Ok(TensorTable::new(dir.to_path_buf(), tensors, hf_name))
+}
+
+/// The shard files named by `model.safetensors.index.json`'s `weight_map`, each checked to exist.
+fn shards_in_index(dir: &Path) -> Result<Option<Vec<PathBuf>>, ModelError> {
+    let path = dir.join("model.safetensors.index.json");
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+    let v: Value = serde_json::from_str(&text).map_err(|e| config_error(&path, format!("not valid JSON: {e}")))?;
+    let map = v["weight_map"].as_object().ok_or_else(|| config_error(&path, "`weight_map` is missing or not an object".into()))?;
+    let mut names: Vec<&str> = map.values().filter_map(Value::as_str).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut files = Vec::with_capacity(names.len());
+    for name in names {
+        let file = dir.join(name);
+        if !file.is_file() {
+            return Err(config_error(&path, format!("lists shard `{name}`, which is missing")));
+        }
+        files.push(file);
+    }
+    Ok(Some(files))
 }
 
 fn read_file(path: &Path, out: &mut HashMap<String, TensorEntry>) -> Result<(), ModelError> {

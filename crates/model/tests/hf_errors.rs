@@ -128,6 +128,25 @@ fn int4_model(packed: &[(&str, safetensors::Dtype, Vec<usize>)]) -> Vec<(String,
 }
 
 #[test]
+fn sharded_checkpoints_follow_their_index() {
+    let dir = scratch("sharded");
+    std::fs::write(dir.join("config.json"), CONFIG).unwrap();
+    let (first, second): (Vec<_>, Vec<_>) = full_model().into_iter().partition(|(n, _)| !n.contains("mlp"));
+    write_tensors(&dir.join("model-00001-of-00002.safetensors"), &first);
+    write_tensors(&dir.join("model-00002-of-00002.safetensors"), &second);
+    // a stray file the index does not list is not read (it would clash with the shards)
+    write_tensors(&dir.join("consolidated.safetensors"), &[("model.embed_tokens.weight", vec![5, 8])]);
+    let shard = |n: &str| if n.contains("mlp") { "model-00002-of-00002.safetensors" } else { "model-00001-of-00002.safetensors" };
+    let weight_map: serde_json::Map<String, serde_json::Value> = full_model().iter().map(|(n, _)| (n.to_string(), shard(n).into())).collect();
+    let index = serde_json::json!({ "metadata": {}, "weight_map": weight_map });
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    Model::load_dir(&dir).unwrap();
+    std::fs::remove_file(dir.join("model-00002-of-00002.safetensors")).unwrap();
+    assert!(load_error(&dir).contains("lists shard `model-00002-of-00002.safetensors`, which is missing"), "{}", load_error(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn int4_directories_load_and_their_faults_are_named() {
     use safetensors::Dtype::{F16, F32, I32};
     let dir = scratch("int4");
