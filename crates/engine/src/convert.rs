@@ -2,7 +2,6 @@
 //! `model.safetensors` (llama's q/k rows put back in rotate-half order), `config.json`, and
 //! `tokenizer.json` / `tokenizer_config.json` made from the GGUF's tokenizer and chat template.
 
-use std::borrow::Cow;
 use std::path::Path;
 
 use half::bf16;
@@ -14,6 +13,8 @@ use hearth_model::{GgufFile, ModelConfig};
 use hearth_tokenizer::Tokenizer;
 use serde_json::json;
 
+use crate::tensor_out::OutTensor;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
     #[error(transparent)]
@@ -22,27 +23,6 @@ pub enum ConvertError {
     Tokenizer(#[from] hearth_tokenizer::TokenizerError),
     #[error("{path}: {message}")]
     Write { path: String, message: String },
-}
-
-/// One bf16 tensor ready to be written.
-struct Bf16Tensor {
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-impl safetensors::View for &Bf16Tensor {
-    fn dtype(&self) -> safetensors::Dtype {
-        safetensors::Dtype::BF16
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.data)
-    }
-    fn data_len(&self) -> usize {
-        self.data.len()
-    }
 }
 
 /// Writes the directory; returns the number of tensors written.
@@ -122,7 +102,7 @@ fn rope_scaling_json(scaling: RopeScaling) -> serde_json::Value {
 }
 
 /// A tensor as bf16 in Hugging Face layout (rows x cols, row-major).
-fn dequantize(gguf_name: &str, entry: &TensorEntry, config: &ModelConfig) -> Bf16Tensor {
+fn dequantize(gguf_name: &str, entry: &TensorEntry, config: &ModelConfig) -> OutTensor {
     let cols = entry.dims[0] as usize;
     let rows = entry.dims.get(1).copied().unwrap_or(1) as usize;
     let matrix = QMatrix::new(entry.dtype, rows, cols, entry.bytes.as_slice()).expect("validated by the model loader");
@@ -145,7 +125,7 @@ fn dequantize(gguf_name: &str, entry: &TensorEntry, config: &ModelConfig) -> Bf1
         }
     }
     let shape = if entry.dims.len() == 1 { vec![cols] } else { vec![rows, cols] };
-    Bf16Tensor { shape, data }
+    OutTensor { dtype: safetensors::Dtype::BF16, shape, data }
 }
 
 /// Where GGUF row `r` of a llama q/k projection goes in Hugging Face order: within each head,

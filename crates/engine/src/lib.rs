@@ -14,6 +14,7 @@ pub mod request;
 pub mod sched;
 pub mod quantize;
 pub mod sample;
+mod tensor_out;
 
 pub use bundle::{ChatMessage, GenerationDefaults, LoadError, ModelBundle};
 pub use generate::{budget, generate, FinishReason, GenerateError, Generation, StopConditions, TokenEvent};

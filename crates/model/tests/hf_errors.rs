@@ -18,13 +18,8 @@ fn scratch(name: &str) -> PathBuf {
 
 /// A safetensors file of f32 zeros with the given (name, shape) tensors.
 fn write_tensors(path: &Path, tensors: &[(&str, Vec<usize>)]) {
-    let data: Vec<(String, Vec<usize>, Vec<u8>)> =
-        tensors.iter().map(|(n, s)| (n.to_string(), s.clone(), vec![0u8; 4 * s.iter().product::<usize>()])).collect();
-    let views: HashMap<String, safetensors::tensor::TensorView> = data
-        .iter()
-        .map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap()))
-        .collect();
-    safetensors::serialize_to_file(views, None, path).unwrap();
+    let typed: Vec<_> = tensors.iter().map(|(n, s)| (n.to_string(), safetensors::Dtype::F32, s.clone())).collect();
+    write_typed(path, &typed);
 }
 
 /// Every tensor of the one-layer config above, in HF names and shapes.

@@ -8,16 +8,15 @@ pub mod calibrate;
 mod layer;
 pub mod rtn;
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use half::f16;
 use hearth_model::hf::{self, hf_name};
 use hearth_model::weights::WeightLoader;
 use hearth_model::{Model, ModelError};
 use serde_json::{json, Value};
 
 pub use awq::Searched;
+pub(crate) use crate::tensor_out::OutTensor;
 
 /// A short mixed text of prose and code, the default calibration input.
 pub const DEFAULT_CALIBRATION: &str = include_str!("calibration.txt");
@@ -89,41 +88,6 @@ pub struct QuantizeReport {
     pub calibration_tokens: usize,
     /// AWQ: every searched group and its result.
     pub searched: Vec<(String, Searched)>,
-}
-
-/// A tensor to write.
-pub struct OutTensor {
-    dtype: safetensors::Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-impl OutTensor {
-    fn f16(shape: Vec<usize>, values: &[f32]) -> Result<Self, String> {
-        if let Some(v) = values.iter().find(|v| !v.is_finite() || v.abs() > f16::MAX.to_f32()) {
-            return Err(format!("value {v} does not fit in f16"));
-        }
-        Ok(OutTensor { dtype: safetensors::Dtype::F16, shape, data: values.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect() })
-    }
-
-    fn i32((shape, data): (Vec<usize>, Vec<u8>)) -> Self {
-        OutTensor { dtype: safetensors::Dtype::I32, shape, data }
-    }
-}
-
-impl safetensors::View for &OutTensor {
-    fn dtype(&self) -> safetensors::Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.data)
-    }
-    fn data_len(&self) -> usize {
-        self.data.len()
-    }
 }
 
 /// Quantizes the model directory `input` into `output` (on the compute pool).
