@@ -31,11 +31,10 @@ pub fn offline() -> bool {
 
 /// The files a model directory needs: config, weights, tokenizer, chat template, defaults.
 fn wanted(file: &str) -> bool {
-    let name = file.rsplit('/').next().unwrap_or(file);
     !file.contains('/')
-        && (name.ends_with(".safetensors")
+        && (file.ends_with(".safetensors")
             || matches!(
-                name,
+                file,
                 "config.json"
                     | "model.safetensors.index.json"
                     | "generation_config.json"

@@ -2,6 +2,8 @@
 //! endpoint, a stream without `[DONE]`, no errors for bad requests. The report names the
 //! failures and the command exits non-zero.
 
+mod support;
+
 use std::process::Command;
 
 use axum::response::IntoResponse;
@@ -20,21 +22,12 @@ async fn chat(Json(body): Json<Value>) -> axum::response::Response {
 }
 
 fn fake_server() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let app = Router::new()
-                .route("/health", get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom") }))
-                .route("/v1/models", get(|| async { Json(json!({"object": "list", "data": [{"id": "fake"}]})) }))
-                .route("/v1/chat/completions", post(chat));
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    addr
+    support::serve_on_localhost(
+        Router::new()
+            .route("/health", get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom") }))
+            .route("/v1/models", get(|| async { Json(json!({"object": "list", "data": [{"id": "fake"}]})) }))
+            .route("/v1/chat/completions", post(chat)),
+    )
 }
 
 #[test]

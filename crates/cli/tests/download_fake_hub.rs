@@ -2,6 +2,8 @@
 //! directory's files, and only those, land in the cache layout under `HF_HOME`, where
 //! `hearth serve ORG/NAME` finds them; `HF_HUB_OFFLINE=1` forbids the download.
 
+mod support;
+
 use std::collections::HashMap;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -46,20 +48,12 @@ async fn resolve(State(requests): State<Requests>, Path((_, _, _, file)): Path<(
 }
 
 fn fake_hub(requests: Requests) -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let app = Router::new()
-                .route("/api/models/{org}/{name}/revision/{rev}", get(info))
-                .route("/{org}/{name}/resolve/{rev}/{*file}", get(resolve))
-                .with_state(requests);
-            axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app).await.unwrap();
-        });
-    });
-    addr
+    support::serve_on_localhost(
+        Router::new()
+            .route("/api/models/{org}/{name}/revision/{rev}", get(info))
+            .route("/{org}/{name}/resolve/{rev}/{*file}", get(resolve))
+            .with_state(requests),
+    )
 }
 
 #[test]

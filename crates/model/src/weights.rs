@@ -31,6 +31,16 @@ impl Weight {
     pub fn n_bytes(&self) -> usize {
         self.bytes.as_slice().len()
     }
+
+    /// The whole matrix as f32, row-major.
+    pub fn dequantize(&self) -> Vec<f32> {
+        let matrix = self.matrix();
+        let mut values = vec![0f32; self.rows * self.cols];
+        for (r, row) in values.chunks_exact_mut(self.cols).enumerate() {
+            matrix.dequantize_row(r, row);
+        }
+        values
+    }
 }
 
 /// A linear layer: weight plus optional bias.

@@ -23,12 +23,7 @@ struct FloatLinear {
 impl FloatLinear {
     fn load(loader: &WeightLoader<'_>, layer: usize, module: &'static str, (rows, cols): (usize, usize), bias: bool) -> Result<Self, ModelError> {
         let prefix = format!("blk.{layer}.{module}");
-        let weight = loader.matrix(&format!("{prefix}.weight"), rows, cols)?;
-        let matrix = weight.matrix();
-        let mut w = vec![0f32; rows * cols];
-        for (r, row) in w.chunks_exact_mut(cols).enumerate() {
-            matrix.dequantize_row(r, row);
-        }
+        let w = loader.matrix(&format!("{prefix}.weight"), rows, cols)?.dequantize();
         let bias = if bias { Some(loader.vector(&format!("{prefix}.bias"), rows)?) } else { None };
         Ok(FloatLinear { module, rows, cols, w, bias })
     }

@@ -143,16 +143,7 @@ fn quantize_on_pool(input: &Path, output: &Path, opts: &QuantizeOptions) -> Resu
 
 fn whole_tensor_f16(loader: &WeightLoader<'_>, name: &str, dims: &[u64]) -> Result<OutTensor, QuantizeError> {
     let (cols, rows) = (dims[0] as usize, dims.get(1).copied().unwrap_or(1) as usize);
-    let values = if dims.len() == 1 {
-        loader.vector(name, cols)?
-    } else {
-        let weight = loader.matrix(name, rows, cols)?;
-        let mut values = vec![0f32; rows * cols];
-        for (r, row) in values.chunks_exact_mut(cols).enumerate() {
-            weight.matrix().dequantize_row(r, row);
-        }
-        values
-    };
+    let values = if dims.len() == 1 { loader.vector(name, cols)? } else { loader.matrix(name, rows, cols)?.dequantize() };
     let shape = if dims.len() == 1 { vec![cols] } else { vec![rows, cols] };
     OutTensor::f16(shape, &values).map_err(|e| QuantizeError::Invalid(format!("tensor `{}`: {e}", hf_name(name).unwrap_or(name.into()))))
 }

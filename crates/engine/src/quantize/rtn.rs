@@ -59,8 +59,8 @@ pub fn scaled_q4_1(w: &[f32], cols: usize, group: usize, s: &[f32]) -> Vec<u8> {
                 *x = w * s;
             }
             let (lo, hi) = range_with_zero(&scaled);
-            let scale = f16::from_f32(((hi - lo) / 15.0).max(1e-5));
-            let zero = (-lo / scale.to_f32()).round().clamp(0.0, 15.0);
+            let (scale, zero) = asymmetric_range(lo, hi);
+            let scale = f16::from_f32(scale);
             let min = f16::from_f32(-zero * scale.to_f32());
             let inv = 1.0 / scale.to_f32();
             // + 0.5 then truncation rounds the non-negative codes to nearest
@@ -79,6 +79,12 @@ pub fn scaled_q4_1(w: &[f32], cols: usize, group: usize, s: &[f32]) -> Vec<u8> {
         }
     });
     out
+}
+
+/// The f16-exact scale and the zero point that map [lo, hi] (which holds 0) onto codes 0..=15.
+fn asymmetric_range(lo: f32, hi: f32) -> (f32, f32) {
+    let scale = f16::from_f32(((hi - lo) / 15.0).max(1e-5)).to_f32();
+    (scale, (-lo / scale).round().clamp(0.0, 15.0))
 }
 
 /// (min, max) of `x` and zero, in independent lanes so that it vectorizes.
@@ -109,8 +115,7 @@ fn quantize_row(row: &[f32], codes: &mut [u8], groups: &[u32], n_groups: usize, 
     for g in 0..n_groups {
         let (scale, z) = match zero {
             Zero::Asymmetric | Zero::AsymmetricNonzero => {
-                let scale = f16::from_f32(((hi[g] - lo[g]) / 15.0).max(1e-5)).to_f32();
-                let z = (-lo[g] / scale).round().clamp(0.0, 15.0);
+                let (scale, z) = asymmetric_range(lo[g], hi[g]);
                 if z == 0.0 && zero == Zero::AsymmetricNonzero {
                     // codes span [-scale, 14 * scale]; lo > -scale / 2 already
                     (f16::from_f32((hi[g] / 14.0).max(scale)).to_f32(), 1.0)
