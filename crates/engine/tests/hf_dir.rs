@@ -7,25 +7,23 @@
 //! activations where the GGUF path uses int8 ones. Perplexity over the evaluation text must be
 //! within 1% of the GGUF's.
 
-use std::path::PathBuf;
-
 use hearth_engine::convert::gguf_to_hf_dir;
 use hearth_engine::{ChatMessage, ModelBundle};
 use hearth_testkit::greedy::walk;
 use hearth_testkit::perplexity::perplexity;
-use hearth_testkit::{eval_text, greedy_cases, model_path, perplexity_cases, GreedyCase, QWEN, SMOLLM};
+use hearth_testkit::{eval_text, greedy_cases, model_path, perplexity_cases, GreedyCase, ScratchDir, QWEN, SMOLLM};
 
 const CHECKED: usize = 8;
 const NEAR_TIE: f32 = 0.4;
 
 /// (GGUF bundle, converted directory bundle, directory, golden cases).
-fn converted(name: &str) -> (ModelBundle, ModelBundle, PathBuf, Vec<GreedyCase>) {
+fn converted(name: &str) -> (ModelBundle, ModelBundle, ScratchDir, Vec<GreedyCase>) {
     hearth_kernels::threads::init(None);
     let gguf = model_path(name);
-    let dir = std::env::temp_dir().join(format!("hearth-hf-{name}-{}", std::process::id()));
-    assert!(gguf_to_hf_dir(&gguf, &dir).unwrap() > 10);
+    let dir = ScratchDir::new(&format!("hf-{name}"));
+    assert!(gguf_to_hf_dir(&gguf, dir.path()).unwrap() > 10);
     let cases = greedy_cases().into_iter().filter(|c| c.model == name).collect();
-    (ModelBundle::load(&gguf).unwrap(), ModelBundle::load(&dir).unwrap(), dir, cases)
+    (ModelBundle::load(&gguf).unwrap(), ModelBundle::load(dir.path()).unwrap(), dir, cases)
 }
 
 fn same_text_handling(gguf: &ModelBundle, dir: &ModelBundle) {
@@ -49,19 +47,18 @@ fn same_perplexity(name: &str, gguf: &ModelBundle, dir: &ModelBundle) {
 
 #[test]
 fn qwen_directory_reproduces_the_greedy_tokens_and_perplexity() {
-    let (gguf, dir_bundle, dir, cases) = converted(QWEN);
+    let (gguf, dir_bundle, _dir, cases) = converted(QWEN);
     same_text_handling(&gguf, &dir_bundle);
     for case in &cases {
         let ours: Vec<u32> = walk(&dir_bundle.model, case, false).into_iter().map(|(t, _)| t).collect();
         assert_eq!(&ours[..CHECKED], &case.greedy_ids[..CHECKED], "{}", case.kind);
     }
     same_perplexity(QWEN, &gguf, &dir_bundle);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn smollm_directory_reproduces_the_greedy_tokens_up_to_near_ties_and_perplexity() {
-    let (gguf, dir_bundle, dir, cases) = converted(SMOLLM);
+    let (gguf, dir_bundle, _dir, cases) = converted(SMOLLM);
     same_text_handling(&gguf, &dir_bundle);
     let (mut exact, mut total) = (0, 0);
     for case in &cases {
@@ -74,5 +71,4 @@ fn smollm_directory_reproduces_the_greedy_tokens_up_to_near_ties_and_perplexity(
     }
     assert!(exact * 10 >= total * 9, "fewer than 90% identical tokens: {exact}/{total}");
     same_perplexity(SMOLLM, &gguf, &dir_bundle);
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -104,6 +104,9 @@ pub fn eval_text() -> String {
 pub mod gguf_writer;
 pub mod greedy;
 pub mod perplexity;
+mod scratch;
+
+pub use scratch::ScratchDir;
 
 /// Resident set size of this process in bytes (Linux `/proc/self/status`).
 pub fn resident_bytes() -> u64 {
