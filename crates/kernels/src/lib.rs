@@ -1,7 +1,10 @@
-//! Compute kernels candle-core lacks: in-place quantized matmul, Q4_1 SIMD dot, attention, small ops.
+//! Compute kernels candle-core lacks: quantized matmul over interleaved or in-place weights, attention, small ops.
 
 pub mod attention;
 pub mod cpu;
+pub mod interleaved;
+#[cfg(target_arch = "x86_64")]
+mod interleaved_avx512;
 pub mod ops;
 pub mod q4_1;
 pub mod q8;

@@ -1,4 +1,4 @@
-//! Matrix products of quantized weights (read in place, no repacking) with f32 activations.
+//! Matrix products of quantized weights (interleaved at load, or read in place) with f32 activations.
 
 use candle_core::quantized::k_quants::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8K, BlockQ8_0,
@@ -7,6 +7,7 @@ use candle_core::quantized::GgmlType;
 use half::{bf16, f16};
 use rayon::prelude::*;
 
+use crate::interleaved::{self, GROUP_ROWS};
 use crate::q4_1::{self, BlockQ8_1};
 use crate::q8;
 use crate::tile::{self, TILE_ROWS};
@@ -19,6 +20,8 @@ pub struct QMatrix<'a> {
     rows: usize,
     cols: usize,
     data: &'a [u8],
+    /// Rows stored 16 side by side (`interleaved`), not one after another.
+    interleaved: bool,
 }
 
 /// Why bytes cannot be viewed as a matrix.
@@ -48,7 +51,19 @@ impl<'a> QMatrix<'a> {
         if !is_supported(dtype) {
             return Err(LayoutError(format!("matrix products over {dtype} weights are not supported")));
         }
-        Ok(QMatrix { dtype, rows, cols, data })
+        Ok(QMatrix { dtype, rows, cols, data, interleaved: false })
+    }
+
+    /// Views the interleaved form (`interleaved::interleave`) of a matrix.
+    pub fn interleaved(dtype: QuantType, rows: usize, cols: usize, data: &'a [u8]) -> Result<Self, LayoutError> {
+        if !interleaved::interleavable(dtype) || !cols.is_multiple_of(dtype.block_len()) {
+            return Err(LayoutError(format!("{dtype} rows of {cols} elements have no interleaved form")));
+        }
+        let expected = interleaved::interleaved_len(dtype, rows, cols);
+        if data.len() != expected {
+            return Err(LayoutError(format!("interleaved {dtype} matrix {rows}x{cols} needs {expected} bytes, got {}", data.len())));
+        }
+        Ok(QMatrix { dtype, rows, cols, data, interleaved: true })
     }
 
     pub fn dtype(&self) -> QuantType {
@@ -68,6 +83,9 @@ impl<'a> QMatrix<'a> {
     /// Writes row `r` as floats into `out` (length `cols`).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         assert!(r < self.rows && out.len() == self.cols);
+        if self.interleaved {
+            return interleaved::dequantize_row(self.dtype, self.data, r, out);
+        }
         let bytes = &self.data[r * self.row_bytes()..(r + 1) * self.row_bytes()];
         match self.dtype {
             QuantType::F32 => {
@@ -170,7 +188,7 @@ pub fn matmul_many(mats: &[QMatrix<'_>], x: &[f32], m: usize, outs: &mut [&mut [
         .enumerate()
         .flat_map(|(i, w)| {
             let tiled = matches!(kinds[i], ActsKind::Tile { .. }) && m >= TILE_MIN_TOKENS;
-            let step = if tiled { TILE_ROWS } else { ROWS_PER_TASK };
+            let step = if w.interleaved { GROUP_ROWS } else if tiled { TILE_ROWS } else { ROWS_PER_TASK };
             (0..w.rows).step_by(step).map(move |r0| Task { mat: i, rows: r0..(r0 + step).min(w.rows) })
         })
         .collect();
@@ -231,6 +249,11 @@ unsafe fn run_task(
         }
     };
     match acts {
+        PreparedActs::Tile(qa) if w.interleaved => {
+            scratch.tile_out.resize(m * GROUP_ROWS, 0.0);
+            interleaved::group_matmul(w.dtype, w.data, rows.start / GROUP_ROWS, qa, m, &mut scratch.tile_out);
+            copy_tile_rows(&scratch.tile_out, m, n, rows, out);
+        }
         PreparedActs::Tile(qa) if m < TILE_MIN_TOKENS => {
             let row_bytes = w.row_bytes();
             let slices: Vec<&[u8]> = rows.clone().map(|r| &w.data[r * row_bytes..(r + 1) * row_bytes]).collect();
@@ -257,12 +280,7 @@ unsafe fn run_task(
             tile.fill(w.dtype, &slices);
             scratch.tile_out.resize(m * TILE_ROWS, 0.0);
             tile::tile_matmul(tile, qa, m, &mut scratch.tile_out);
-            for t in 0..m {
-                let src = &scratch.tile_out[t * TILE_ROWS..t * TILE_ROWS + rows.len()];
-                // SAFETY: the destination is row t's columns rows.start..rows.end, inside the
-                // m * n output and owned by this task (caller contract); src does not alias it.
-                unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), out.0.add(t * n + rows.start), src.len()) };
-            }
+            copy_tile_rows(&scratch.tile_out, m, n, rows, out);
         }
         PreparedActs::Float => {
             let row = &mut scratch.row;
@@ -284,6 +302,20 @@ unsafe fn run_task(
             QuantType::Q5K => per_row(&|r, t| ggml_dot::<BlockQ5K>(w, r, xq, t)),
             _ => per_row(&|r, t| ggml_dot::<BlockQ6K>(w, r, xq, t)),
         },
+    }
+}
+
+/// Copies a 16-row task's results (`[token][16]`) into output rows `rows` of every token.
+///
+/// # Safety
+/// `out` must point to `m * n` floats, and no other task may write rows `rows`.
+unsafe fn copy_tile_rows(tile_out: &[f32], m: usize, n: usize, rows: std::ops::Range<usize>, out: SharedOut) {
+    debug_assert!(rows.len() <= TILE_ROWS && TILE_ROWS == GROUP_ROWS);
+    for t in 0..m {
+        let src = &tile_out[t * TILE_ROWS..t * TILE_ROWS + rows.len()];
+        // SAFETY: the destination is row t's columns rows.start..rows.end, inside the m * n
+        // output and owned by this task (caller contract); src does not alias it.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), out.0.add(t * n + rows.start), src.len()) };
     }
 }
 
@@ -463,6 +495,29 @@ mod tests {
                 assert_eq!(got, &single, "{} m={m}", w.dtype());
             }
         }
+    }
+
+    /// Interleaved weights give the very bits of the row-major ones, for decode-sized and
+    /// batch-sized products and row counts that leave a padded last group.
+    #[test]
+    fn interleaved_products_equal_row_major_ones() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        for (dtype, cols) in [(QuantType::Q4_1, 96), (QuantType::Q8_0, 64), (QuantType::Q4_0, 160), (QuantType::Q4K, 512), (QuantType::Q6K, 256)] {
+            for rows in [16usize, 37] {
+                let bytes = random_blocks(&mut rng, dtype, rows, cols);
+                let plain = QMatrix::new(dtype, rows, cols, &bytes).unwrap();
+                let packed_bytes = interleaved::interleave(dtype, rows, cols, &bytes);
+                let packed = QMatrix::interleaved(dtype, rows, cols, &packed_bytes).unwrap();
+                for m in [1usize, 5, 70] {
+                    let x: Vec<f32> = (0..m * cols).map(|_| rng.random_range(-2.0..2.0)).collect();
+                    let (mut want, mut got) = (vec![0f32; m * rows], vec![0f32; m * rows]);
+                    plain.matmul(&x, m, &mut want);
+                    packed.matmul(&x, m, &mut got);
+                    assert_eq!(got, want, "{dtype} {rows}x{cols} m={m}");
+                }
+            }
+        }
+        assert!(QMatrix::interleaved(QuantType::Q4_1, 17, 32, &[0u8; 17 * 20]).is_err(), "17 rows take two padded groups");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::error::ModelError;
 use crate::int4::{input_order, Int4Format, PackedInt4};
 use crate::storage::TensorBytes;
 use crate::tensors::{TensorEntry, TensorTable};
-use hearth_kernels::{QMatrix, QuantType};
+use hearth_kernels::{interleaved, QMatrix, QuantType};
 
 /// A weight matrix `rows x cols` kept in its stored (usually quantized) form.
 #[derive(Clone)]
@@ -17,11 +17,27 @@ pub struct Weight {
     dtype: QuantType,
     rows: usize,
     cols: usize,
+    /// Stored as `hearth_kernels::interleaved` (16 rows side by side), repacked at load.
+    interleaved: bool,
 }
 
 impl Weight {
+    /// A weight in its stored layout; types with an interleaved form (Q4_0, Q4_1, Q8_0, Q4_K)
+    /// are repacked once into it (the layout their fastest kernels read), and the mapped pages
+    /// of the original are released, so the model holds one copy.
+    fn new(bytes: TensorBytes, dtype: QuantType, rows: usize, cols: usize) -> Self {
+        if !interleaved::interleavable(dtype) || !cols.is_multiple_of(dtype.block_len()) {
+            return Weight { bytes, dtype, rows, cols, interleaved: false };
+        }
+        let packed = interleaved::interleave(dtype, rows, cols, bytes.as_slice());
+        bytes.release_pages();
+        Weight { bytes: TensorBytes::owned(packed), dtype, rows, cols, interleaved: true }
+    }
+
     pub fn matrix(&self) -> QMatrix<'_> {
-        QMatrix::new(self.dtype, self.rows, self.cols, self.bytes.as_slice()).expect("validated at load")
+        let (dtype, rows, cols, data) = (self.dtype, self.rows, self.cols, self.bytes.as_slice());
+        let matrix = if self.interleaved { QMatrix::interleaved(dtype, rows, cols, data) } else { QMatrix::new(dtype, rows, cols, data) };
+        matrix.expect("validated at load")
     }
 
     pub fn dtype(&self) -> QuantType {
@@ -155,7 +171,7 @@ impl<'a> WeightLoader<'a> {
             dtype: format!("{} ({e})", info.dtype),
             role: "a matrix product",
         })?;
-        Ok(Weight { bytes, dtype: info.dtype, rows, cols })
+        Ok(Weight::new(bytes, info.dtype, rows, cols))
     }
 
     /// A 1-D tensor of `len` values converted to f32 (norm weights, biases).
@@ -226,7 +242,7 @@ impl<'a> WeightLoader<'a> {
         };
         let order = input_order(&groups).map_err(|e| bad(format!("cannot be regrouped into blocks of 32: {e}")))?;
         let packed = PackedInt4 { format: scheme.format, rows, cols, qweight, qzeros, scales, groups: &groups };
-        let weight = Weight { bytes: TensorBytes::owned(packed.to_q4_1(order.as_deref())), dtype: QuantType::Q4_1, rows, cols };
+        let weight = Weight::new(TensorBytes::owned(packed.to_q4_1(order.as_deref())), QuantType::Q4_1, rows, cols);
         for name in ["qweight", "qzeros", "scales"] {
             self.info(&format!("{prefix}.{name}"))?.bytes.release_pages();
         }
