@@ -7,8 +7,9 @@
 //!
 //! Layout: groups of 16 rows (the last one padded with zero rows); per group, one record per
 //! GGUF block (32 elements, or 256 for the K types), in block order. A record holds 16 f16
-//! `d`, then per type: Q4_1 16 f16 mins; Q4_K 16 f16 `dmin`, the 8 groups' 6-bit scales and
-//! mins as bytes `[group][row]`; Q6_K its 16 groups' signed scales `[group][row]`; then the
+//! `d`, then per type: Q4_1 16 f16 mins; Q4_K 16 f16 `dmin`, the 8 groups' 6-bit scales as
+//! bytes `[group][row]` and their mins as bytes `[group pair][row][2]`; Q6_K its 16 groups'
+//! signed scales `[group pair][row][2]` (pairs make i16 pairs for VNNI's 16-bit dot); then the
 //! codes. 4-bit codes (and Q6_K's low four bits) come in vectors of 64 bytes: in vector v,
 //! row r owns bytes 4r..4r+4, whose low nibbles are elements 8v..8v+4 and high nibbles
 //! elements 8v+4..8v+8. Q6_K's top two bits follow: in vector u, bits 2q..2q+2 of row r's
@@ -55,6 +56,11 @@ pub(crate) fn record(dtype: QuantType) -> Record {
     }
 }
 
+/// Where group g's byte of row `lane` sits in a `[group pair][row][2]` table.
+fn pair_index(g: usize, lane: usize) -> usize {
+    32 * (g / 2) + 2 * lane + g % 2
+}
+
 /// Bytes of the interleaved form of a `rows x cols` matrix (rows padded to 16).
 pub fn interleaved_len(dtype: QuantType, rows: usize, cols: usize) -> usize {
     rows.div_ceil(GROUP_ROWS) * (cols / dtype.block_len()) * record(dtype).size
@@ -81,12 +87,12 @@ pub fn interleave(dtype: QuantType, rows: usize, cols: usize, data: &[u8]) -> Ve
                     let (sc, mn) = q4k_scale_bytes(block);
                     for g in 0..8 {
                         dst[rec.group_scales + 16 * g + lane] = sc[g];
-                        dst[rec.group_scales + 128 + 16 * g + lane] = mn[g];
+                        dst[rec.group_scales + 128 + pair_index(g, lane)] = mn[g];
                     }
                 }
                 if dtype == QuantType::Q6K {
                     for g in 0..16 {
-                        dst[rec.group_scales + 16 * g + lane] = block[192 + g];
+                        dst[rec.group_scales + pair_index(g, lane)] = block[192 + g];
                     }
                 }
                 unpack_codes(dtype, block, &mut codes[..len]);
@@ -161,7 +167,7 @@ fn record_row(dtype: QuantType, rec: &[u8], lane: usize, codes: &mut [u8; 256]) 
         QuantType::Q8_0 => -128.0 * d,
         QuantType::Q6K => {
             for g in 0..16 {
-                sc[g] = rec[layout.group_scales + 16 * g + lane] as i8 as i32;
+                sc[g] = rec[layout.group_scales + pair_index(g, lane)] as i8 as i32;
                 mn[g] = 32 * sc[g];
             }
             -d
@@ -169,7 +175,7 @@ fn record_row(dtype: QuantType, rec: &[u8], lane: usize, codes: &mut [u8; 256]) 
         _ => {
             for g in 0..8 {
                 sc[g] = rec[layout.group_scales + 16 * g + lane] as i32;
-                mn[g] = rec[layout.group_scales + 128 + 16 * g + lane] as i32;
+                mn[g] = rec[layout.group_scales + 128 + pair_index(g, lane)] as i32;
             }
             -f16_at(layout.mins + 2 * lane)
         }

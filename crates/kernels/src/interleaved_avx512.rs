@@ -110,21 +110,47 @@ unsafe fn broadcast4(a: *const i8) -> __m512i {
     _mm512_set1_epi32(unsafe { std::ptr::read_unaligned(a as *const i32) })
 }
 
-/// The exact dot of eight code vectors with 32 activations at `a`, per lane (two
-/// accumulators, then one add: integers, so the order does not change the sum).
+/// The exact dot of `N` code vectors with `4N` activations at `a`, per lane (one chain: the
+/// callers keep several groups and tokens in flight).
 #[target_feature(enable = "avx512f,avx512vnni")]
 #[inline]
-unsafe fn dot32(codes: &[__m512i; 8], a: *const i8) -> __m512i {
-    // SAFETY: the caller passes 32 readable activations at `a`.
-    unsafe {
-        let mut even = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes[0], broadcast4(a));
-        let mut odd = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes[1], broadcast4(a.add(4)));
-        for j in (2..8).step_by(2) {
-            even = _mm512_dpbusd_epi32(even, codes[j], broadcast4(a.add(4 * j)));
-            odd = _mm512_dpbusd_epi32(odd, codes[j + 1], broadcast4(a.add(4 * j + 4)));
-        }
-        _mm512_add_epi32(even, odd)
+unsafe fn dot<const N: usize>(codes: &[__m512i; N], a: *const i8) -> __m512i {
+    let mut sum = _mm512_setzero_si512();
+    for (j, c) in codes.iter().enumerate() {
+        // SAFETY: the caller passes 4N readable activations at `a`.
+        sum = _mm512_dpbusd_epi32(sum, *c, unsafe { broadcast4(a.add(4 * j)) });
     }
+    sum
+}
+
+/// `sum over pairs q of lanes(q) . group sums (2q, 2q+1)`: per lane, its i16 pair times the
+/// activations' i16 group-sum pair, exactly (VNNI's 16-bit dot).
+#[target_feature(enable = "avx512f,avx512vnni")]
+#[inline]
+unsafe fn pair_dot<const P: usize>(pairs: &[__m512i; P], group_sums: *const i16) -> __m512i {
+    let mut sum = _mm512_setzero_si512();
+    for (q, p) in pairs.iter().enumerate() {
+        // SAFETY: the caller passes 2P readable group sums.
+        let two = _mm512_set1_epi32(unsafe { std::ptr::read_unaligned(group_sums.add(2 * q) as *const i32) });
+        sum = _mm512_dpwssd_epi32(sum, *p, two);
+    }
+    sum
+}
+
+/// P vectors of i16 pairs from a `[group pair][row][2]` byte table at `table` (zero- or
+/// sign-extended).
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+unsafe fn byte_pairs<const P: usize, const SIGNED: bool>(table: *const u8) -> [__m512i; P] {
+    std::array::from_fn(|q| {
+        // SAFETY: the caller passes a table of 32P bytes.
+        let bytes = unsafe { _mm256_loadu_si256(table.add(32 * q) as *const __m256i) };
+        if SIGNED {
+            _mm512_cvtepi8_epi16(bytes)
+        } else {
+            _mm512_cvtepu8_epi16(bytes)
+        }
+    })
 }
 
 /// 16 f16 values at `p` as f32 lanes.
@@ -169,7 +195,7 @@ unsafe fn small_block_tokens<const KIND: u8, const T: usize>(bytes: &[u8], acts:
             _ => _mm512_mul_ps(_mm512_set1_ps(-128.0), d),
         };
         for i in 0..T {
-            let sum_a = dot32(&codes, a_rows[i].add(32 * b));
+            let sum_a = dot(&codes, a_rows[i].add(32 * b));
             let at = (t0 + i) * n_blocks + b;
             let sum_m = _mm512_set1_ps(*acts.group_sum.get_unchecked(at) as f32);
             total[i] = add_block(total[i], sum_a, sum_m, d, neg_dmin, *acts.scale.get_unchecked(at));
@@ -229,7 +255,7 @@ unsafe fn q6k_tokens<const T: usize>(bytes: &[u8], acts: &QuantActs, t0: usize, 
     let layout = record(QuantType::Q6K);
     let (k, n_blocks, n_groups) = (acts.k, acts.k / 256, acts.k / 16);
     assert!(bytes.len() >= n_blocks * layout.size && acts.q.len() >= (t0 + T) * k && out.len() >= (t0 + T) * GROUP_ROWS);
-    assert!(acts.scale.len() >= (t0 + T) * n_blocks && acts.group_sum.len() >= (t0 + T) * n_groups);
+    assert!(acts.scale.len() >= (t0 + T) * n_blocks && acts.group_sum16.len() >= (t0 + T) * n_groups);
     let a_rows: [*const i8; T] = std::array::from_fn(|i| acts.q.as_ptr().wrapping_add((t0 + i) * k));
     let mut total = [_mm512_setzero_ps(); T];
     for b in 0..n_blocks {
@@ -240,27 +266,23 @@ unsafe fn q6k_tokens<const T: usize>(bytes: &[u8], acts: &QuantActs, t0: usize, 
         if t0 == 0 {
             prefetch_ahead(rec, layout.size);
         }
-        let scale_of = |g: usize| _mm512_cvtepi8_epi32(_mm_loadu_si128(rec.add(layout.group_scales + 16 * g) as *const __m128i));
         let mut sum_a = [_mm512_setzero_si512(); T];
-        for g in 0..16 {
-            let c = q6k_group_codes(rec, layout.codes, layout.high_bits, g);
-            let sc = scale_of(g);
-            for i in 0..T {
-                let a = a_rows[i].add(256 * b + 16 * g);
-                let even = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), c[0], broadcast4(a)), c[2], broadcast4(a.add(8)));
-                let odd = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), c[1], broadcast4(a.add(4))), c[3], broadcast4(a.add(12)));
-                sum_a[i] = _mm512_add_epi32(sum_a[i], _mm512_mullo_epi32(_mm512_add_epi32(even, odd), sc));
+        for q in 0..8 {
+            // groups 2q and 2q+1: their scales are the low and high halves of each lane's pair
+            let pair = byte_pairs::<1, true>(rec.add(layout.group_scales + 32 * q))[0];
+            let scales = [_mm512_srai_epi32(_mm512_slli_epi32(pair, 16), 16), _mm512_srai_epi32(pair, 16)];
+            for (h, sc) in scales.iter().enumerate() {
+                let g = 2 * q + h;
+                let c = q6k_group_codes(rec, layout.codes, layout.high_bits, g);
+                for i in 0..T {
+                    let isum = dot(&c, a_rows[i].add(256 * b + 16 * g));
+                    sum_a[i] = _mm512_add_epi32(sum_a[i], _mm512_mullo_epi32(isum, *sc));
+                }
             }
         }
         // M after A, so fewer registers are live inside the code loop
-        let mut sum_m = [_mm512_setzero_si512(); T];
-        for g in 0..16 {
-            let sc = scale_of(g);
-            for i in 0..T {
-                let group_sum = _mm512_set1_epi32(*acts.group_sum.get_unchecked((t0 + i) * n_groups + 16 * b + g));
-                sum_m[i] = _mm512_add_epi32(sum_m[i], _mm512_mullo_epi32(sc, group_sum));
-            }
-        }
+        let pairs = byte_pairs::<8, true>(rec.add(layout.group_scales));
+        let sum_m: [__m512i; T] = std::array::from_fn(|i| pair_dot(&pairs, acts.group_sum16.as_ptr().add((t0 + i) * n_groups + 16 * b)));
         let d = halves(rec);
         let neg_dmin = negate(d);
         for i in 0..T {
@@ -284,7 +306,7 @@ unsafe fn q4k_tokens<const T: usize>(bytes: &[u8], acts: &QuantActs, t0: usize, 
     let layout = record(QuantType::Q4K);
     let (k, n_blocks, n_groups) = (acts.k, acts.k / 256, acts.k / 32);
     assert!(bytes.len() >= n_blocks * layout.size && acts.q.len() >= (t0 + T) * k && out.len() >= (t0 + T) * GROUP_ROWS);
-    assert!(acts.scale.len() >= (t0 + T) * n_blocks && acts.group_sum.len() >= (t0 + T) * n_groups);
+    assert!(acts.scale.len() >= (t0 + T) * n_blocks && acts.group_sum16.len() >= (t0 + T) * n_groups);
     let a_rows: [*const i8; T] = std::array::from_fn(|i| acts.q.as_ptr().wrapping_add((t0 + i) * k));
     let mut total = [_mm512_setzero_ps(); T];
     for b in 0..n_blocks {
@@ -300,19 +322,13 @@ unsafe fn q4k_tokens<const T: usize>(bytes: &[u8], acts: &QuantActs, t0: usize, 
             let codes = nibble_codes(rec.add(layout.codes + 256 * g));
             let sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(rec.add(layout.group_scales + 16 * g) as *const __m128i));
             for i in 0..T {
-                let isum = dot32(&codes, a_rows[i].add(256 * b + 32 * g));
+                let isum = dot(&codes, a_rows[i].add(256 * b + 32 * g));
                 sum_a[i] = _mm512_add_epi32(sum_a[i], _mm512_mullo_epi32(isum, sc));
             }
         }
         // M after A, so fewer registers are live inside the code loop
-        let mut sum_m = [_mm512_setzero_si512(); T];
-        for g in 0..8 {
-            let mn = _mm512_cvtepu8_epi32(_mm_loadu_si128(rec.add(layout.group_scales + 128 + 16 * g) as *const __m128i));
-            for i in 0..T {
-                let group_sum = _mm512_set1_epi32(*acts.group_sum.get_unchecked((t0 + i) * n_groups + 8 * b + g));
-                sum_m[i] = _mm512_add_epi32(sum_m[i], _mm512_mullo_epi32(mn, group_sum));
-            }
-        }
+        let pairs = byte_pairs::<4, false>(rec.add(layout.group_scales + 128));
+        let sum_m: [__m512i; T] = std::array::from_fn(|i| pair_dot(&pairs, acts.group_sum16.as_ptr().add((t0 + i) * n_groups + 8 * b)));
         let d = halves(rec);
         let neg_dmin = negate(halves(rec.add(layout.mins)));
         for i in 0..T {

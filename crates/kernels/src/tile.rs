@@ -35,6 +35,9 @@ pub struct QuantActs {
     pub q: Vec<i8>,
     pub scale: Vec<f32>,
     pub group_sum: Vec<i32>,
+    /// The same sums as i16 (they fit: a group holds at most 32 values of at most 128), which
+    /// the interleaved K-quant kernels read two at a time.
+    pub group_sum16: Vec<i16>,
 }
 
 impl QuantActs {
@@ -51,8 +54,9 @@ impl QuantActs {
             }
         };
         x.par_chunks(k).zip(q.par_chunks_mut(k)).zip(scale.par_chunks_mut(k / block)).with_min_len(8).for_each(quantize_row);
-        let group_sum = q.chunks_exact(group).map(|g| g.iter().map(|&v| v as i32).sum::<i32>()).collect();
-        QuantActs { k, block, group, q, scale, group_sum }
+        let group_sum: Vec<i32> = q.chunks_exact(group).map(|g| g.iter().map(|&v| v as i32).sum::<i32>()).collect();
+        let group_sum16 = group_sum.iter().map(|&s| s as i16).collect();
+        QuantActs { k, block, group, q, scale, group_sum, group_sum16 }
     }
 }
 
