@@ -152,21 +152,53 @@ impl Rope {
 /// SwiGLU: `gate[i] = silu(gate[i]) * up[i]`, in place over `gate`.
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
     for (g, u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + (-*g).exp()) * u;
+        *g = *g / (1.0 + exp(-*g)) * u;
     }
 }
 
 /// In-place softmax; returns nothing, leaves probabilities summing to 1.
 pub fn softmax(x: &mut [f32]) {
+    const LANES: usize = 16;
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
+    // lane-wise partial sums, so the loop vectorizes (a single float sum would not)
+    let mut sums = [0f32; LANES];
+    let mut chunks = x.chunks_exact_mut(LANES);
+    for chunk in chunks.by_ref() {
+        for (v, sum) in chunk.iter_mut().zip(&mut sums) {
+            *v = exp(*v - max);
+            *sum += *v;
+        }
     }
-    let inv = 1.0 / sum;
+    for v in chunks.into_remainder() {
+        *v = exp(*v - max);
+        sums[0] += *v;
+    }
+    let inv = 1.0 / sums.iter().sum::<f32>();
     for v in x.iter_mut() {
         *v *= inv;
+    }
+}
+
+/// e^x within 2 ulp for x in [-87, 88] (below: 0, where e^x is subnormal; above: e^88), in
+/// plain arithmetic that the compiler turns into vector code inside loops, where libm's
+/// `expf` is a call per value: x = n ln2 + r with |r| <= ln2/2, e^r by its degree-7 Taylor
+/// polynomial, 2^n put into the exponent bits.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let clamped = x.clamp(-87.0, 88.0);
+    let n = (clamped * std::f32::consts::LOG2_E).round_ties_even();
+    let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, clamped));
+    let mut p: f32 = 1.0 / 5040.0;
+    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = p.mul_add(r, c);
+    }
+    let value = p * f32::from_bits(((n as i32 + 127) as u32) << 23);
+    if x < -87.0 {
+        0.0
+    } else {
+        value
     }
 }
 
@@ -223,6 +255,18 @@ mod tests {
         assert_eq!(rope.inv_freq[0], base.inv_freq[0]);
         assert!((rope.inv_freq[63] - base.inv_freq[63] / 4.0).abs() <= 1e-6 * base.inv_freq[63]);
         assert!((rope.magnitude - (0.1 * 4f32.ln() + 1.0)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn exp_is_within_two_ulp_of_libm() {
+        let mut x = -87.0f32;
+        while x <= 88.0 {
+            let (got, want) = (exp(x), x.exp());
+            assert!(((got - want) / want).abs() <= 2.5 * f32::EPSILON, "exp({x}) = {got}, libm {want}");
+            x += 0.0137;
+        }
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!((exp(f32::NEG_INFINITY), exp(-1000.0)), (0.0, 0.0));
     }
 
     #[test]
