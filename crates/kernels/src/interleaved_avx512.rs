@@ -13,6 +13,8 @@ use crate::QuantType;
 const Q4_0: u8 = 0;
 const Q4_1: u8 = 1;
 const Q8_0: u8 = 2;
+const Q4K: u8 = 3;
+const Q6K: u8 = 4;
 
 /// From this many tokens on, steps of eight tokens run; below it, steps of four. Measured on
 /// Qwen2.5-Coder-1.5B: eights make 512-token prefill 2-3% faster but a 16-sequence decode step
@@ -46,8 +48,8 @@ pub(crate) unsafe fn group_matmul(dtype: QuantType, bytes: &[u8], acts: &QuantAc
         QuantType::Q4_1 => in_token_steps!(small_block_tokens, Q4_1; bytes, acts, m, out),
         QuantType::Q4_0 => in_token_steps!(small_block_tokens, Q4_0; bytes, acts, m, out),
         QuantType::Q8_0 => in_token_steps!(small_block_tokens, Q8_0; bytes, acts, m, out),
-        QuantType::Q6K => in_token_steps!(q6k_tokens; bytes, acts, m, out),
-        _ => in_token_steps!(q4k_tokens; bytes, acts, m, out),
+        QuantType::Q6K => in_token_steps!(superblock_tokens, Q6K; bytes, acts, m, out),
+        _ => in_token_steps!(superblock_tokens, Q4K; bytes, acts, m, out),
     }
 }
 
@@ -246,68 +248,67 @@ unsafe fn q6k_group_codes(rec: *const u8, codes_at: usize, high_at: usize, g: us
     ]
 }
 
-/// Tokens t0..t0+T against a group's 16 rows of Q6_K superblocks: per 16-element group the
-/// exact dot times the group's signed scale; M = 32 * sum of scale times activation group
-/// sum (Q6_K's codes are offset by 32); then one `add_block` per superblock with -dmin = -d.
+/// Integer sums of one superblock record for T tokens: (A, M as floats, -dmin).
+type SuperblockSums<const T: usize> = ([__m512i; T], [__m512; T], __m512);
+
+/// Q6_K: per 16-element group the exact dot times the group's signed scale; M = 32 * sum of
+/// scale times activation group sum (Q6_K's codes are offset by 32); -dmin = -d.
+/// `acts[i]` points at token i's 256 activations, `sums[i]` at its 16 group sums.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,f16c")]
 #[inline]
-unsafe fn q6k_tokens<const T: usize>(bytes: &[u8], acts: &QuantActs, t0: usize, out: &mut [f32]) {
+unsafe fn q6k_sums<const T: usize>(rec: *const u8, acts: [*const i8; T], sums: [*const i16; T]) -> SuperblockSums<T> {
     let layout = record(QuantType::Q6K);
-    let (k, n_blocks, n_groups) = (acts.k, acts.k / 256, acts.k / 16);
-    assert!(bytes.len() >= n_blocks * layout.size && acts.q.len() >= (t0 + T) * k && out.len() >= (t0 + T) * GROUP_ROWS);
-    assert!(acts.scale.len() >= (t0 + T) * n_blocks && acts.group_sum16.len() >= (t0 + T) * n_groups);
-    let a_rows: [*const i8; T] = std::array::from_fn(|i| acts.q.as_ptr().wrapping_add((t0 + i) * k));
-    let mut total = [_mm512_setzero_ps(); T];
-    for b in 0..n_blocks {
-        // SAFETY (all reads below): record b lies inside `bytes`; activation row t0 + i
-        // holds k = 256 * n_blocks values; scales hold (t0 + T) * n_blocks entries and
-        // group sums (t0 + T) * n_groups.
-        let rec = bytes.as_ptr().add(b * layout.size);
-        if t0 == 0 {
-            prefetch_ahead(rec, layout.size);
-        }
-        let mut sum_a = [_mm512_setzero_si512(); T];
-        for q in 0..8 {
-            // groups 2q and 2q+1: their scales are the low and high halves of each lane's pair
-            let pair = byte_pairs::<1, true>(rec.add(layout.group_scales + 32 * q))[0];
-            let scales = [_mm512_srai_epi32(_mm512_slli_epi32(pair, 16), 16), _mm512_srai_epi32(pair, 16)];
-            for (h, sc) in scales.iter().enumerate() {
-                let g = 2 * q + h;
-                let c = q6k_group_codes(rec, layout.codes, layout.high_bits, g);
-                for i in 0..T {
-                    let isum = dot(&c, a_rows[i].add(256 * b + 16 * g));
-                    sum_a[i] = _mm512_add_epi32(sum_a[i], _mm512_mullo_epi32(isum, *sc));
-                }
+    let mut sum_a = [_mm512_setzero_si512(); T];
+    for q in 0..8 {
+        // SAFETY (all reads): the record holds its scales, codes and top bits; each token's
+        // pointers cover 256 activations and 16 group sums.
+        // groups 2q and 2q+1: their scales are the low and high halves of each lane's pair
+        let pair = byte_pairs::<1, true>(rec.add(layout.group_scales + 32 * q))[0];
+        let scales = [_mm512_srai_epi32(_mm512_slli_epi32(pair, 16), 16), _mm512_srai_epi32(pair, 16)];
+        for (h, sc) in scales.iter().enumerate() {
+            let g = 2 * q + h;
+            let c = q6k_group_codes(rec, layout.codes, layout.high_bits, g);
+            for i in 0..T {
+                sum_a[i] = _mm512_add_epi32(sum_a[i], _mm512_mullo_epi32(dot(&c, acts[i].add(16 * g)), *sc));
             }
         }
-        // M after A, so fewer registers are live inside the code loop
-        let pairs = byte_pairs::<8, true>(rec.add(layout.group_scales));
-        let sum_m: [__m512i; T] = std::array::from_fn(|i| pair_dot(&pairs, acts.group_sum16.as_ptr().add((t0 + i) * n_groups + 16 * b)));
-        let d = halves(rec);
-        let neg_dmin = negate(d);
-        for i in 0..T {
-            let dx = *acts.scale.get_unchecked((t0 + i) * n_blocks + b);
-            let sum_m = _mm512_cvtepi32_ps(_mm512_slli_epi32(sum_m[i], 5));
-            total[i] = add_block(total[i], sum_a[i], sum_m, d, neg_dmin, dx);
-        }
     }
-    for (i, sum) in total.iter().enumerate() {
-        // SAFETY: out holds (t0 + T) * 16 floats (asserted above).
-        _mm512_storeu_ps(out.as_mut_ptr().add((t0 + i) * GROUP_ROWS), *sum);
-    }
+    // M after A, so fewer registers are live inside the code loop
+    let pairs = byte_pairs::<8, true>(rec.add(layout.group_scales));
+    let sum_m = std::array::from_fn(|i| _mm512_cvtepi32_ps(_mm512_slli_epi32(pair_dot(&pairs, sums[i]), 5)));
+    (sum_a, sum_m, negate(halves(rec)))
 }
 
-/// Tokens t0..t0+T against a group's 16 rows of Q4_K superblocks: per 32-element group the
-/// exact dot times the group's integer scale, the mins times the activation group sums, then
-/// one `add_block` per superblock.
+/// Q4_K: per 32-element group the exact dot times the group's integer scale, the mins times
+/// the activation group sums. Pointers as for `q6k_sums` (8 group sums per token).
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,f16c")]
 #[inline]
-unsafe fn q4k_tokens<const T: usize>(bytes: &[u8], acts: &QuantActs, t0: usize, out: &mut [f32]) {
+unsafe fn q4k_sums<const T: usize>(rec: *const u8, acts: [*const i8; T], sums: [*const i16; T]) -> SuperblockSums<T> {
     let layout = record(QuantType::Q4K);
-    let (k, n_blocks, n_groups) = (acts.k, acts.k / 256, acts.k / 32);
+    let mut sum_a = [_mm512_setzero_si512(); T];
+    for g in 0..8 {
+        // SAFETY (all reads): as in `q6k_sums`.
+        let codes = nibble_codes(rec.add(layout.codes + 256 * g));
+        let sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(rec.add(layout.group_scales + 16 * g) as *const __m128i));
+        for i in 0..T {
+            sum_a[i] = _mm512_add_epi32(sum_a[i], _mm512_mullo_epi32(dot(&codes, acts[i].add(32 * g)), sc));
+        }
+    }
+    // M after A, so fewer registers are live inside the code loop
+    let pairs = byte_pairs::<4, false>(rec.add(layout.group_scales + 128));
+    let sum_m = std::array::from_fn(|i| _mm512_cvtepi32_ps(pair_dot(&pairs, sums[i])));
+    (sum_a, sum_m, negate(halves(rec.add(layout.mins))))
+}
+
+/// Tokens t0..t0+T against a group's 16 rows of K-quant superblocks (`Q6K` or `Q4K`): each
+/// superblock's integer sums, then one `add_block` per superblock.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,f16c")]
+#[inline]
+unsafe fn superblock_tokens<const KIND: u8, const T: usize>(bytes: &[u8], acts: &QuantActs, t0: usize, out: &mut [f32]) {
+    let (layout, group) = if KIND == Q6K { (record(QuantType::Q6K), 16) } else { (record(QuantType::Q4K), 32) };
+    let (k, n_blocks, n_groups) = (acts.k, acts.k / 256, acts.k / group);
     assert!(bytes.len() >= n_blocks * layout.size && acts.q.len() >= (t0 + T) * k && out.len() >= (t0 + T) * GROUP_ROWS);
     assert!(acts.scale.len() >= (t0 + T) * n_blocks && acts.group_sum16.len() >= (t0 + T) * n_groups);
-    let a_rows: [*const i8; T] = std::array::from_fn(|i| acts.q.as_ptr().wrapping_add((t0 + i) * k));
     let mut total = [_mm512_setzero_ps(); T];
     for b in 0..n_blocks {
         // SAFETY (all reads below): record b lies inside `bytes`; activation row t0 + i
@@ -317,23 +318,13 @@ unsafe fn q4k_tokens<const T: usize>(bytes: &[u8], acts: &QuantActs, t0: usize, 
         if t0 == 0 {
             prefetch_ahead(rec, layout.size);
         }
-        let mut sum_a = [_mm512_setzero_si512(); T];
-        for g in 0..8 {
-            let codes = nibble_codes(rec.add(layout.codes + 256 * g));
-            let sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(rec.add(layout.group_scales + 16 * g) as *const __m128i));
-            for i in 0..T {
-                let isum = dot(&codes, a_rows[i].add(256 * b + 32 * g));
-                sum_a[i] = _mm512_add_epi32(sum_a[i], _mm512_mullo_epi32(isum, sc));
-            }
-        }
-        // M after A, so fewer registers are live inside the code loop
-        let pairs = byte_pairs::<4, false>(rec.add(layout.group_scales + 128));
-        let sum_m: [__m512i; T] = std::array::from_fn(|i| pair_dot(&pairs, acts.group_sum16.as_ptr().add((t0 + i) * n_groups + 8 * b)));
+        let token_acts = std::array::from_fn(|i| acts.q.as_ptr().wrapping_add((t0 + i) * k + 256 * b));
+        let token_sums = std::array::from_fn(|i| acts.group_sum16.as_ptr().wrapping_add((t0 + i) * n_groups + 256 / group * b));
+        let (sum_a, sum_m, neg_dmin) = if KIND == Q6K { q6k_sums::<T>(rec, token_acts, token_sums) } else { q4k_sums::<T>(rec, token_acts, token_sums) };
         let d = halves(rec);
-        let neg_dmin = negate(halves(rec.add(layout.mins)));
         for i in 0..T {
             let dx = *acts.scale.get_unchecked((t0 + i) * n_blocks + b);
-            total[i] = add_block(total[i], sum_a[i], _mm512_cvtepi32_ps(sum_m[i]), d, neg_dmin, dx);
+            total[i] = add_block(total[i], sum_a[i], sum_m[i], d, neg_dmin, dx);
         }
     }
     for (i, sum) in total.iter().enumerate() {
