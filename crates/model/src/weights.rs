@@ -22,7 +22,7 @@ pub struct Weight {
 }
 
 impl Weight {
-    /// A weight in its stored layout; types with an interleaved form (Q4_0, Q4_1, Q8_0, Q4_K)
+    /// A weight in its stored layout; types with an interleaved form (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K)
     /// are repacked once into it (the layout their fastest kernels read), and the mapped pages
     /// of the original are released, so the model holds one copy.
     fn new(bytes: TensorBytes, dtype: QuantType, rows: usize, cols: usize) -> Self {
