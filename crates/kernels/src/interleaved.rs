@@ -68,12 +68,27 @@ pub fn interleaved_len(dtype: QuantType, rows: usize, cols: usize) -> usize {
 
 /// Repacks `rows` GGUF rows of `cols` elements (row-major blocks) into the interleaved form.
 pub fn interleave(dtype: QuantType, rows: usize, cols: usize, data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; interleaved_len(dtype, rows, cols)];
+    interleave_groups(dtype, rows, cols, data, 0, &mut out);
+    out
+}
+
+/// Bytes of one 16-row group of the interleaved form.
+pub fn group_len(dtype: QuantType, cols: usize) -> usize {
+    (cols / dtype.block_len()) * record(dtype).size
+}
+
+/// Writes row groups `first_group..` of the interleaved form into `out` (zeroed, a whole
+/// number of groups), from the matrix's GGUF rows in `data`; lets a loader repack a large
+/// matrix piece by piece.
+pub fn interleave_groups(dtype: QuantType, rows: usize, cols: usize, data: &[u8], first_group: usize, out: &mut [u8]) {
     let len = dtype.block_len();
     assert!(interleavable(dtype) && cols.is_multiple_of(len) && data.len() == rows * dtype.bytes_for(cols));
-    let (size, n_blocks, rec) = (dtype.block_bytes(), cols / len, record(dtype));
-    let mut out = vec![0u8; interleaved_len(dtype, rows, cols)];
+    let (size, rec, group_bytes) = (dtype.block_bytes(), record(dtype), group_len(dtype, cols));
+    assert!(out.len().is_multiple_of(group_bytes) && (first_group + out.len() / group_bytes) * GROUP_ROWS < rows + GROUP_ROWS);
     let row_bytes = dtype.bytes_for(cols);
-    out.par_chunks_mut(n_blocks * rec.size).enumerate().for_each(|(group, records)| {
+    out.par_chunks_mut(group_bytes).enumerate().for_each(|(i, records)| {
+        let group = first_group + i;
         let mut codes = [0u8; 256];
         for lane in 0..GROUP_ROWS.min(rows - group * GROUP_ROWS) {
             let row = &data[(group * GROUP_ROWS + lane) * row_bytes..][..row_bytes];
@@ -103,7 +118,6 @@ pub fn interleave(dtype: QuantType, rows: usize, cols: usize, data: &[u8]) -> Ve
             }
         }
     });
-    out
 }
 
 /// Writes one row's unsigned codes of a block into lane `lane` of a record's codes.

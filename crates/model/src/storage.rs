@@ -56,10 +56,16 @@ impl TensorBytes {
     /// Tells the kernel the mapped pages wholly inside this tensor will not be read again
     /// (after it was repacked into its own buffer), so they stop counting as resident.
     pub fn release_pages(&self) {
+        self.release_range(0..self.len);
+    }
+
+    /// `release_pages` for bytes `range` of this tensor only (pages wholly inside it).
+    pub fn release_range(&self, range: std::ops::Range<usize>) {
         const PAGE: usize = 4096;
+        debug_assert!(range.end <= self.len);
         if let ByteSource::Mapped(map) = &*self.source {
-            let start = self.offset.div_ceil(PAGE) * PAGE;
-            let end = (self.offset + self.len) / PAGE * PAGE;
+            let start = (self.offset + range.start).div_ceil(PAGE) * PAGE;
+            let end = (self.offset + range.end) / PAGE * PAGE;
             if end > start {
                 // SAFETY: the mapping is private and read-only, so dropping its pages loses
                 // nothing (a later read would fault them in again from the file); the range

@@ -8,7 +8,8 @@ use crate::error::ModelError;
 use crate::int4::{input_order, Int4Format, PackedInt4};
 use crate::storage::TensorBytes;
 use crate::tensors::{TensorEntry, TensorTable};
-use hearth_kernels::{interleaved, QMatrix, QuantType};
+use hearth_kernels::interleaved::{self, GROUP_ROWS};
+use hearth_kernels::{QMatrix, QuantType};
 
 /// A weight matrix `rows x cols` kept in its stored (usually quantized) form.
 #[derive(Clone)]
@@ -29,8 +30,19 @@ impl Weight {
         if !interleaved::interleavable(dtype) || !cols.is_multiple_of(dtype.block_len()) {
             return Weight { bytes, dtype, rows, cols, interleaved: false };
         }
-        let packed = interleaved::interleave(dtype, rows, cols, bytes.as_slice());
-        bytes.release_pages();
+        // piece by piece, each piece's source pages released at once, so that a large matrix
+        // (Qwen's 191 MB output) is not resident twice while it is repacked
+        const PIECE_BYTES: usize = 16 << 20;
+        let mut packed = vec![0u8; interleaved::interleaved_len(dtype, rows, cols)];
+        let (group_bytes, row_bytes) = (interleaved::group_len(dtype, cols), dtype.bytes_for(cols));
+        let groups_per_piece = (PIECE_BYTES / group_bytes).max(1);
+        for (piece, out) in packed.chunks_mut(groups_per_piece * group_bytes).enumerate() {
+            let first_group = piece * groups_per_piece;
+            interleaved::interleave_groups(dtype, rows, cols, bytes.as_slice(), first_group, out);
+            let source_rows = first_group * GROUP_ROWS..((first_group + out.len() / group_bytes) * GROUP_ROWS).min(rows);
+            bytes.release_range(source_rows.start * row_bytes..source_rows.end * row_bytes);
+        }
+        bytes.release_pages(); // the pages the pieces shared at their edges
         Weight { bytes: TensorBytes::owned(packed), dtype, rows, cols, interleaved: true }
     }
 
