@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use hearth_gateway::config::{GatewayConfig, MAPPINGS_FILE, PROVIDERS_FILE};
 use hearth_gateway::litellm;
+use hearth_testkit::ScratchDir;
 
 const PROVIDERS: &str = "providers:
   - name: local-vllm
@@ -33,11 +34,12 @@ const MAPPINGS: &str = "models:
         model: qwen2.5-coder:7b-32k
 ";
 
-fn dir_with(providers: &str, mappings: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hearth-gw-config-{}-{}", std::process::id(), rand_suffix()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(PROVIDERS_FILE), providers).unwrap();
-    std::fs::write(dir.join(MAPPINGS_FILE), mappings).unwrap();
+/// A config folder holding these two files, removed when dropped.
+fn dir_with(providers: &str, mappings: &str) -> ScratchDir {
+    let dir = ScratchDir::new(&format!("gw-config-{}", rand_suffix()));
+    std::fs::create_dir_all(dir.path()).unwrap();
+    std::fs::write(dir.path().join(PROVIDERS_FILE), providers).unwrap();
+    std::fs::write(dir.path().join(MAPPINGS_FILE), mappings).unwrap();
     dir
 }
 
@@ -48,12 +50,12 @@ fn rand_suffix() -> u64 {
 }
 
 fn error(providers: &str, mappings: &str) -> String {
-    GatewayConfig::load(&dir_with(providers, mappings)).unwrap_err().to_string()
+    GatewayConfig::load(dir_with(providers, mappings).path()).unwrap_err().to_string()
 }
 
 #[test]
 fn the_documented_example_loads() {
-    let config = GatewayConfig::load(&dir_with(PROVIDERS, MAPPINGS)).unwrap();
+    let config = GatewayConfig::load(dir_with(PROVIDERS, MAPPINGS).path()).unwrap();
     assert_eq!(config.providers.providers.len(), 2);
     assert_eq!(config.model("Qwen/Qwen2.5-Coder-7B-Instruct-AWQ").unwrap().name, "qwen-coder");
     assert_eq!(config.provider("ollama").unwrap().timeout_s, 600.0, "defaults apply");
@@ -90,7 +92,7 @@ fn fallback_cycles_are_refused() {
 
 #[test]
 fn litellm_export_then_import_gives_the_same_configuration() {
-    let config = GatewayConfig::load(&dir_with(PROVIDERS, MAPPINGS)).unwrap();
+    let config = GatewayConfig::load(dir_with(PROVIDERS, MAPPINGS).path()).unwrap();
     let yaml = litellm::export(&config).unwrap();
     assert!(yaml.contains("model_list:") && yaml.contains("ollama_chat/qwen2.5-coder:7b") && yaml.contains("os.environ/VLLM_API_KEY"), "{yaml}");
     let (providers, mappings) = litellm::import(&yaml).unwrap();
@@ -121,7 +123,7 @@ router_settings:
     assert_eq!(mappings.models[0].fallbacks, vec!["small".to_string()]);
     // written out, the files are checked like any others: `small` is not defined
     let dir = dir_with(&serde_yaml_ng::to_string(&providers).unwrap(), &serde_yaml_ng::to_string(&mappings).unwrap());
-    let e = GatewayConfig::load(&dir).unwrap_err().to_string();
+    let e = GatewayConfig::load(dir.path()).unwrap_err().to_string();
     assert!(e.contains("models[0].fallbacks: `small` is not a model name"), "{e}");
 }
 

@@ -32,7 +32,7 @@ async fn killing_hearth_mid_run_loses_no_request() {
         provider_yaml(&ollama, true, "")
     );
     let mappings = "models:\n  - name: coder\n    routes:\n      - {provider: hearth, model: smollm}\n      - {provider: ollama, model: qwen2.5-coder:7b}\n";
-    let (url, _, _) = start_gateway(&providers, mappings, None).await;
+    let (url, _, _config) = start_gateway(&providers, mappings, None).await;
 
     let done = Arc::new(AtomicUsize::new(0));
     let clients = (0..8).map(|i| {

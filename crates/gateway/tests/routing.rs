@@ -17,7 +17,7 @@ fn two_route_mapping(first: &str, second: &str) -> String {
 async fn failures_fall_back_in_order_under_the_public_name() {
     let (a, b) = (start_stub("a", false).await, start_stub("b", false).await);
     let providers = format!("providers:\n{}{}", provider_yaml(&a, false, ""), provider_yaml(&b, false, ""));
-    let (url, _, _) = start_gateway(&providers, &two_route_mapping("a", "b"), None).await;
+    let (url, _, _config) = start_gateway(&providers, &two_route_mapping("a", "b"), None).await;
     let r = post(&url, &chat("coder", false)).await;
     assert_eq!(r.headers()["x-hearth-backend"], "a");
     assert_eq!(r.headers()["x-hearth-attempts"], "1");
@@ -52,7 +52,7 @@ async fn failures_fall_back_in_order_under_the_public_name() {
 async fn streams_pass_through_and_are_never_retried_after_the_first_byte() {
     let (a, b) = (start_stub("a", false).await, start_stub("b", false).await);
     let providers = format!("providers:\n{}{}", provider_yaml(&a, false, ""), provider_yaml(&b, false, ""));
-    let (url, _, _) = start_gateway(&providers, &two_route_mapping("a", "b"), None).await;
+    let (url, _, _config) = start_gateway(&providers, &two_route_mapping("a", "b"), None).await;
     let ev = events(post(&url, &chat("coder", true)).await).await;
     assert_eq!(streamed_text(&ev), WORDS.concat(), "same content bytes");
     assert_eq!(ev.last().unwrap(), "[DONE]");
@@ -83,7 +83,7 @@ async fn the_circuit_breaker_opens_half_opens_and_closes() {
         provider_yaml(&a, false, "    health: {enabled: false}\n"),
         provider_yaml(&b, false, "    health: {enabled: false}\n")
     );
-    let (url, _, _) = start_gateway(&providers, &two_route_mapping("a", "b"), None).await;
+    let (url, _, _config) = start_gateway(&providers, &two_route_mapping("a", "b"), None).await;
     a.set(Behaviour::Status(500));
     for _ in 0..2 {
         assert_eq!(post(&url, &chat("coder", false)).await.headers()["x-hearth-backend"], "b");
@@ -104,7 +104,7 @@ async fn health_probes_take_backends_out_and_back() {
     let (a, b) = (start_stub("a", false).await, start_stub("b", true).await);
     let fast = "    health: {interval_s: 0.05}\n";
     let providers = format!("providers:\n{}{}", provider_yaml(&a, false, fast), provider_yaml(&b, true, fast));
-    let (url, _, _) = start_gateway(&providers, &two_route_mapping("a", "b"), None).await;
+    let (url, _, _config) = start_gateway(&providers, &two_route_mapping("a", "b"), None).await;
     let ready = || async { reqwest::get(format!("{url}/health/readiness")).await.unwrap().status() };
     assert_eq!(ready().await, 200);
     *a.healthy.lock().unwrap() = false;
@@ -128,7 +128,7 @@ async fn equal_routes_share_the_load() {
     let (a, b) = (start_stub("a", false).await, start_stub("b", false).await);
     let providers = format!("providers:\n{}{}", provider_yaml(&a, false, ""), provider_yaml(&b, false, ""));
     let mappings = "models:\n  - name: coder\n    routes:\n      - {provider: a, model: m, order: 1}\n      - {provider: b, model: m, order: 1}\n";
-    let (url, _, _) = start_gateway(&providers, mappings, None).await;
+    let (url, _, _config) = start_gateway(&providers, mappings, None).await;
     let requests = (0..40).map(|_| {
         let url = url.clone();
         async move { post(&url, &chat("coder", true)).await.text().await.unwrap() }
@@ -143,7 +143,7 @@ async fn equal_routes_share_the_load() {
 async fn ollama_backends_speak_openai_through_the_gateway() {
     let (a, o) = (start_stub("a", false).await, start_stub("ollama", true).await);
     let providers = format!("providers:\n{}{}", provider_yaml(&a, false, ""), provider_yaml(&o, true, ""));
-    let (url, _, _) = start_gateway(&providers, &two_route_mapping("a", "ollama"), None).await;
+    let (url, _, _config) = start_gateway(&providers, &two_route_mapping("a", "ollama"), None).await;
     a.set(Behaviour::Status(500));
     let r = post(&url, &chat("coder", false)).await;
     assert_eq!(r.headers()["x-hearth-backend"], "ollama");
@@ -169,7 +169,7 @@ async fn context_overflow_moves_to_the_long_context_model() {
     let (a, long) = (start_stub("a", false).await, start_stub("long", false).await);
     let providers = format!("providers:\n{}{}", provider_yaml(&a, false, ""), provider_yaml(&long, false, ""));
     let mappings = "models:\n  - name: coder\n    routes:\n      - {provider: a, model: small}\n    context_window_fallback: coder-long\n  - name: coder-long\n    routes:\n      - {provider: long, model: big}\n";
-    let (url, _, _) = start_gateway(&providers, mappings, None).await;
+    let (url, _, _config) = start_gateway(&providers, mappings, None).await;
     a.set(Behaviour::ContextOverflow);
     let r = post(&url, &chat("coder", false)).await;
     assert_eq!(r.status(), 200);
@@ -201,7 +201,7 @@ async fn keys_flow(location: &str) {
     let a = start_stub("a", false).await;
     let providers = format!("providers:\n{}", provider_yaml(&a, false, ""));
     let mappings = "models:\n  - name: coder\n    routes:\n      - {provider: a, model: m}\n";
-    let (url, gateway, _) = start_gateway(&providers, mappings, Some(location)).await;
+    let (url, gateway, _config) = start_gateway(&providers, mappings, Some(location)).await;
     let store = gateway.keys.clone().unwrap();
     let name = format!("team-{}", rand::random::<u32>());
     let key = store.create(&hearth_gateway::KeyPolicy { name: name.clone(), rpm: Some(2), ..Default::default() }).await.unwrap();
@@ -230,7 +230,7 @@ async fn keys_flow(location: &str) {
 async fn completions_route_to_openai_and_ollama_backends() {
     let (a, o) = (start_stub("a", false).await, start_stub("ollama", true).await);
     let providers = format!("providers:\n{}{}", provider_yaml(&a, false, ""), provider_yaml(&o, true, ""));
-    let (url, _, _) = start_gateway(&providers, &two_route_mapping("a", "ollama"), None).await;
+    let (url, _, _config) = start_gateway(&providers, &two_route_mapping("a", "ollama"), None).await;
     let client = reqwest::Client::new();
     let send = |body: Value| client.post(format!("{url}/v1/completions")).json(&body).send();
     let r = send(json!({"model": "coder", "prompt": "Say", "max_tokens": 5})).await.unwrap();

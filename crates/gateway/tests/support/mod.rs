@@ -18,6 +18,7 @@ use axum::routing::{get, post as route_post};
 use axum::{Json, Router};
 use hearth_gateway::config::{MAPPINGS_FILE, PROVIDERS_FILE};
 use hearth_gateway::{Gateway, GatewayConfig, KeyStore};
+use hearth_testkit::ScratchDir;
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -168,8 +169,11 @@ pub fn provider_yaml(stub: &Stub, ollama: bool, extra: &str) -> String {
 
 /// Writes the config files and starts a gateway on a random port.
 /// `keys`: a key store location (SQLite file name inside the config folder, or a Postgres URL).
-pub async fn start_gateway(providers: &str, mappings: &str, keys: Option<&str>) -> (String, Arc<Gateway>, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("hearth-gw-{}-{}", std::process::id(), rand::random::<u32>()));
+/// The config folder comes back as a `ScratchDir`: hold it while the gateway runs (its SQLite
+/// key store lives there); it is removed when dropped.
+pub async fn start_gateway(providers: &str, mappings: &str, keys: Option<&str>) -> (String, Arc<Gateway>, ScratchDir) {
+    let scratch = ScratchDir::new(&format!("gw-{}", rand::random::<u32>()));
+    let dir = scratch.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(PROVIDERS_FILE), providers).unwrap();
     std::fs::write(dir.join(MAPPINGS_FILE), mappings).unwrap();
@@ -184,7 +188,7 @@ pub async fn start_gateway(providers: &str, mappings: &str, keys: Option<&str>) 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(axum::serve(listener, gateway.router()).into_future());
-    (url, gateway, dir)
+    (url, gateway, scratch)
 }
 
 pub fn chat(model: &str, stream: bool) -> Value {
