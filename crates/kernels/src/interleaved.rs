@@ -38,7 +38,8 @@ pub(crate) struct Record {
     pub size: usize,
     /// Q4_1's mins or Q4_K's dmin (16 f16).
     pub mins: usize,
-    /// Q4_K's group scales, then group mins (8 x 16 bytes each); Q6_K's scales (16 x 16).
+    /// Q4_K's group scales (`[group][row]`, 128 bytes), then its group mins (`[group pair][row][2]`,
+    /// 128 bytes); Q6_K's scales (`[group pair][row][2]`, 256 bytes).
     pub group_scales: usize,
     pub codes: usize,
     /// Q6_K's top two bits of every code (16 vectors).
@@ -232,7 +233,7 @@ pub fn dequantize_row(dtype: QuantType, data: &[u8], r: usize, out: &mut [f32]) 
 /// `out[t * 16 + lane] = dot(row 16 * group + lane, activation row t)` for tokens `0..m`,
 /// with AVX-512 VNNI when the CPU has it. `acts` are quantized for `dtype`'s tile layout.
 pub fn group_matmul(dtype: QuantType, data: &[u8], group: usize, acts: &QuantActs, m: usize, out: &mut [f32]) {
-    let len = (acts.k / dtype.block_len()) * record(dtype).size;
+    let len = group_len(dtype, acts.k);
     let bytes = &data[group * len..(group + 1) * len];
     assert!(Some((acts.group, acts.block)) == crate::tile::tile_layout(dtype) && acts.q.len() >= m * acts.k && out.len() >= m * GROUP_ROWS);
     #[cfg(target_arch = "x86_64")]
@@ -315,18 +316,18 @@ mod tests {
     fn group_products_equal_the_row_kernel_bit_for_bit() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(32);
         for dtype in TYPES {
-            let (group_len, block) = crate::tile::tile_layout(dtype).unwrap();
+            let (act_group, block) = crate::tile::tile_layout(dtype).unwrap();
             let (rows, cols) = (21, 3 * dtype.block_len() + if block == 32 { 4 * 32 } else { 0 });
             let data = random_rows(&mut rng, dtype, rows, cols);
             let packed = interleave(dtype, rows, cols, &data);
             let row_bytes = dtype.bytes_for(cols);
             for m in [1usize, 3, 4, 9, 13] {
                 let x: Vec<f32> = (0..m * cols).map(|_| rng.random_range(-3.0..3.0)).collect();
-                let acts = QuantActs::quantize(&x, m, cols, block, group_len);
+                let acts = QuantActs::quantize(&x, m, cols, block, act_group);
                 for group in 0..rows.div_ceil(GROUP_ROWS) {
                     let (mut fast, mut slow) = (vec![0f32; m * GROUP_ROWS], vec![1f32; m * GROUP_ROWS]);
                     group_matmul(dtype, &packed, group, &acts, m, &mut fast);
-                    let len = (cols / dtype.block_len()) * record(dtype).size;
+                    let len = group_len(dtype, cols);
                     group_matmul_scalar(dtype, &packed[group * len..(group + 1) * len], &acts, m, &mut slow);
                     assert_eq!(fast, slow, "{dtype} m {m} group {group}");
                     for t in 0..m {
