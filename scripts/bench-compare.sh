@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Side-by-side speed of hearth and llama.cpp (llama-bench) on the test models, 2 threads,
 # idle and with a competing busy process; prints t/s and hearth/llama.cpp ratios.
-# Usage: LLAMA_BENCH=/path/to/llama-bench scripts/bench-compare.sh [pp_tokens] [tg_tokens]
+# Usage: [KERNELS=scalar|avx2|avx2-vnni|avx512] LLAMA_BENCH=/path/to/llama-bench \
+#          scripts/bench-compare.sh [pp_tokens] [tg_tokens]
+# KERNELS is hearth's kernel path (HEARTH_KERNELS; default: the best this CPU has); build
+# llama-bench for the same instruction set to compare like with like.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PP="${1:-512}"; TG="${2:-128}"; THREADS="${THREADS:-2}"; REPS="${REPS:-3}"
@@ -9,6 +12,10 @@ DIR="${HEARTH_MODELS:-$HOME/.cache/hearth/models}"
 HEARTH=./target/release/hearth
 [ -x "$HEARTH" ] || cargo build --release
 MODELS=("SmolLM2-135M-Instruct.Q4_1.gguf" "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
+
+export HEARTH_KERNELS="${KERNELS:-${HEARTH_KERNELS:-}}"
+echo "hearth kernels: ${HEARTH_KERNELS:-best}; llama-bench: ${LLAMA_BENCH:-none}; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
+echo
 
 hearth_run() { # model -> "pp tg"
   "$HEARTH" bench-model -m "$DIR/$1" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" --json |

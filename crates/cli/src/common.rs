@@ -22,6 +22,7 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// Sets the thread policy and loads the model, tokenizer and chat template.
     pub fn load(&self) -> anyhow::Result<ModelBundle> {
+        init_kernels()?;
         let threads = hearth_kernels::threads::init(self.threads);
         let path = match &self.model {
             Some(p) => p.clone(),
@@ -30,6 +31,19 @@ impl ModelArgs {
         tracing::info!(path = %path.display(), threads, "loading model");
         ModelBundle::load(&path).with_context(|| format!("cannot load model {}", path.display()))
     }
+}
+
+/// Chooses the kernel path (`HEARTH_KERNELS`, or the best one this CPU has) and logs it; an
+/// unknown or unsupported `HEARTH_KERNELS` is an error.
+pub fn init_kernels() -> anyhow::Result<hearth_kernels::Isa> {
+    let isa = hearth_kernels::isa::init()?;
+    let best = hearth_kernels::Isa::best();
+    if isa == best {
+        tracing::info!(kernels = isa.name(), "kernels: {isa}");
+    } else {
+        tracing::info!(kernels = isa.name(), "kernels: {isa}, forced by {} (this CPU could run {best})", hearth_kernels::isa::ENV);
+    }
+    Ok(isa)
 }
 
 /// The model folder: `$HEARTH_MODELS` or `~/.cache/hearth/models`.

@@ -45,6 +45,7 @@ pub struct QuantizeArgs {
 }
 
 pub fn run(args: QuantizeArgs) -> anyhow::Result<()> {
+    crate::common::init_kernels()?;
     hearth_kernels::threads::init(None);
     let method = match args.method {
         MethodArg::Awq => Method::Awq,

@@ -86,6 +86,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         cors_allow_origins: args.cors_allow_origin.clone(),
         shutdown_grace: Duration::from_secs(args.shutdown_timeout),
     };
+    crate::common::init_kernels()?;
     let threads = hearth_kernels::threads::init(args.threads);
     let runtime = crate::common::runtime(2)?;
     runtime.block_on(serve(args, config, path, template, threads))

@@ -4,7 +4,8 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
-use crate::ops::{axpy, dot, softmax};
+use crate::dispatch::{kernels, Kernels};
+use crate::ops::portable::{axpy, dot, softmax};
 
 /// Head layout of an attention layer.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +70,11 @@ pub fn causal_attention(shape: HeadShape, q: &[f32], kv: &dyn KvRows, start: usi
 /// Causal attention for several sequences in one parallel region (tasks: sequence x kv head
 /// x block of queries).
 pub fn attention_batch(shape: HeadShape, items: &mut [AttentionItem<'_>]) {
+    attention_batch_on(kernels(), shape, items)
+}
+
+/// `attention_batch` on the given table's kernels.
+pub(crate) fn attention_batch_on(kernels: &Kernels, shape: HeadShape, items: &mut [AttentionItem<'_>]) {
     let mut tasks = Vec::new();
     let mut work = 0;
     for (i, item) in items.iter().enumerate() {
@@ -83,12 +89,13 @@ pub fn attention_batch(shape: HeadShape, items: &mut [AttentionItem<'_>]) {
     }
     let outs: Vec<SharedOut> = items.iter_mut().map(|it| SharedOut(it.out.as_mut_ptr())).collect();
     let items = &*items;
+    let job_kernel = kernels.portable.attention_job;
     let run = |scratch: &mut Scratch, (i, kv_head, tokens): &(usize, usize, std::ops::Range<usize>)| {
         let item = &items[*i];
         let job = Job { shape, q: item.q, start: item.start, kv_head: *kv_head, tokens: tokens.clone(), out: outs[*i] };
         // SAFETY: each task writes only the output heads of its kv-head group for its tokens
-        // of its own sequence's output buffer.
-        unsafe { job.run(item.kv, scratch) };
+        // of its own sequence's output buffer; the active table's code runs on this CPU.
+        unsafe { job_kernel(&job, item.kv, scratch) };
     };
     if work < 1 << 16 || tasks.len() == 1 {
         let mut scratch = Scratch::default();
@@ -98,22 +105,23 @@ pub fn attention_batch(shape: HeadShape, items: &mut [AttentionItem<'_>]) {
     }
 }
 
+/// Per-worker buffers of the attention tasks.
 #[derive(Default)]
-struct Scratch {
+pub(crate) struct Scratch {
     keys: Vec<f32>,
     values: Vec<f32>,
     scores: Vec<f32>,
 }
 
 #[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
+pub(crate) struct SharedOut(*mut f32);
 // SAFETY: tasks write disjoint (token, head) slices of the output and never read it; the
 // buffer outlives the parallel region.
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
 /// The queries of one kv-head group for a block of tokens.
-struct Job<'a> {
+pub(crate) struct Job<'a> {
     shape: HeadShape,
     q: &'a [f32],
     start: usize,
@@ -122,38 +130,41 @@ struct Job<'a> {
     out: SharedOut,
 }
 
-impl Job<'_> {
-    /// # Safety
-    /// `out` must point to a buffer of `q.len()` floats that no other task writes in this
-    /// job's (token, head) slices.
-    unsafe fn run(&self, kv: &dyn KvRows, s: &mut Scratch) {
-        let (shape, hd) = (self.shape, self.shape.head_dim);
-        let visible_max = self.start + self.tokens.end;
-        let head = self.kv_head * hd..(self.kv_head + 1) * hd;
-        gather_head(|j| &kv.key_row(j)[head.clone()], hd, visible_max, &mut s.keys);
-        gather_head(|j| &kv.value_row(j)[head.clone()], hd, visible_max, &mut s.values);
-        let group = shape.n_heads / shape.n_kv_heads;
-        let scale = 1.0 / (hd as f32).sqrt();
-        for token in self.tokens.clone() {
-            let visible = self.start + token + 1;
-            for head in self.kv_head * group..(self.kv_head + 1) * group {
-                let at = token * shape.q_width() + head * hd;
-                let q_head = &self.q[at..at + hd];
-                s.scores.clear();
-                s.scores.extend(s.keys[..visible * hd].chunks_exact(hd).map(|k| dot(q_head, k) * scale));
-                softmax(&mut s.scores);
-                // SAFETY: at..at + hd is inside the output and owned by this job (see above).
-                let out_head = std::slice::from_raw_parts_mut(self.out.0.add(at), hd);
-                out_head.fill(0.0);
-                for (&p, v) in s.scores.iter().zip(s.values.chunks_exact(hd)) {
-                    axpy(out_head, p, v);
-                }
+/// Runs one job: its kv head's rows gathered to f32 once, then per query the scores, their
+/// softmax and the weighted sum of values (the body `dispatch` compiles per instruction set).
+///
+/// # Safety
+/// `job.out` must point to a buffer of `job.q.len()` floats that no other task writes in this
+/// job's (token, head) slices.
+#[inline(always)]
+pub(crate) unsafe fn run_job(job: &Job<'_>, kv: &dyn KvRows, s: &mut Scratch) {
+    let (shape, hd) = (job.shape, job.shape.head_dim);
+    let visible_max = job.start + job.tokens.end;
+    let head = job.kv_head * hd..(job.kv_head + 1) * hd;
+    gather_head(|j| &kv.key_row(j)[head.clone()], hd, visible_max, &mut s.keys);
+    gather_head(|j| &kv.value_row(j)[head.clone()], hd, visible_max, &mut s.values);
+    let group = shape.n_heads / shape.n_kv_heads;
+    let scale = 1.0 / (hd as f32).sqrt();
+    for token in job.tokens.clone() {
+        let visible = job.start + token + 1;
+        for head in job.kv_head * group..(job.kv_head + 1) * group {
+            let at = token * shape.q_width() + head * hd;
+            let q_head = &job.q[at..at + hd];
+            s.scores.clear();
+            s.scores.extend(s.keys[..visible * hd].chunks_exact(hd).map(|k| dot(q_head, k) * scale));
+            softmax(&mut s.scores);
+            // SAFETY: at..at + hd is inside the output and owned by this job (see above).
+            let out_head = unsafe { std::slice::from_raw_parts_mut(job.out.0.add(at), hd) };
+            out_head.fill(0.0);
+            for (&p, v) in s.scores.iter().zip(s.values.chunks_exact(hd)) {
+                axpy(out_head, p, v);
             }
         }
     }
 }
 
 /// Copies one kv head's rows `0..rows` from the f16 cache into contiguous f32.
+#[inline(always)]
 fn gather_head<'a>(row: impl Fn(usize) -> &'a [f16], hd: usize, rows: usize, out: &mut Vec<f32>) {
     out.resize(rows * hd, 0.0);
     for (j, dst) in out.chunks_exact_mut(hd).enumerate() {
@@ -212,6 +223,31 @@ mod tests {
             let want = reference(shape, &q, &k, &v, start);
             for (a, b) in out.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+            }
+        }
+    }
+
+    /// Every path gives the scalar path's bits, prefill and decode shapes.
+    #[test]
+    fn every_path_gives_the_scalar_bits() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let tables = crate::dispatch::runnable_tables();
+        for (n_heads, n_kv, hd, start, n_tokens) in [(6, 3, 17, 40, 9), (12, 2, 64, 0, 37), (12, 2, 128, 300, 1)] {
+            let shape = HeadShape { n_heads, n_kv_heads: n_kv, head_dim: hd };
+            let rows = start + n_tokens;
+            let mut gen = |n: usize| (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect::<Vec<_>>();
+            let q = gen(n_tokens * shape.q_width());
+            let k: Vec<f16> = gen(rows * shape.kv_width()).into_iter().map(f16::from_f32).collect();
+            let v: Vec<f16> = gen(rows * shape.kv_width()).into_iter().map(f16::from_f32).collect();
+            let kv = ContiguousRows { keys: &k, values: &v, width: shape.kv_width() };
+            let run = |kernels: &Kernels| {
+                let mut out = vec![0f32; q.len()];
+                attention_batch_on(kernels, shape, &mut [AttentionItem { q: &q, kv: &kv, start, out: &mut out }]);
+                out.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
+            };
+            let want = run(tables[0]);
+            for kernels in &tables[1..] {
+                assert!(run(kernels) == want, "{} heads {n_heads}/{n_kv} hd {hd} start {start} tokens {n_tokens}", kernels.isa.name());
             }
         }
     }

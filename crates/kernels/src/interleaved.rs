@@ -2,8 +2,8 @@
 //! Q6_K):
 //! one VNNI instruction adds four elements of all 16 rows, a block's float steps run for 16
 //! rows in one vector, and nothing is unpacked per call (no `Tile::fill`). A row's result is
-//! bit-identical to `rowdot` and the tile path: the same exact integers, then the same
-//! `tile::add_block` steps in block order, one row per vector lane.
+//! bit-identical to `blocks::row_dot` on the GGUF rows: the same exact integers, then the same
+//! `blocks::add_block` steps in block order, one row per vector lane.
 //!
 //! Layout: groups of 16 rows (the last one padded with zero rows); per group, one record per
 //! GGUF block (32 elements, or 256 for the K types), in block order. A record holds 16 f16
@@ -21,7 +21,8 @@
 use half::f16;
 use rayon::prelude::*;
 
-use crate::tile::{add_block, q4k_scale_bytes, unpack_codes, QuantActs};
+use crate::dispatch::Kernels;
+use crate::blocks::{add_block, q4k_scale_bytes, unpack_codes, QuantActs};
 use crate::QuantType;
 
 /// Rows per group: one i32 (or f32) lane each in a 512-bit register.
@@ -231,23 +232,24 @@ pub fn dequantize_row(dtype: QuantType, data: &[u8], r: usize, out: &mut [f32]) 
 }
 
 /// `out[t * 16 + lane] = dot(row 16 * group + lane, activation row t)` for tokens `0..m`,
-/// with AVX-512 VNNI when the CPU has it. `acts` are quantized for `dtype`'s tile layout.
+/// on the active kernel path. `acts` are quantized for `dtype` (`blocks::acts_layout`).
 pub fn group_matmul(dtype: QuantType, data: &[u8], group: usize, acts: &QuantActs, m: usize, out: &mut [f32]) {
+    group_matmul_on(crate::dispatch::kernels(), dtype, data, group, acts, m, out)
+}
+
+/// `group_matmul` on the given table's kernel.
+pub(crate) fn group_matmul_on(kernels: &Kernels, dtype: QuantType, data: &[u8], group: usize, acts: &QuantActs, m: usize, out: &mut [f32]) {
     let len = group_len(dtype, acts.k);
     let bytes = &data[group * len..(group + 1) * len];
-    assert!(Some((acts.group, acts.block)) == crate::tile::tile_layout(dtype) && acts.q.len() >= m * acts.k && out.len() >= m * GROUP_ROWS);
-    #[cfg(target_arch = "x86_64")]
-    if crate::cpu::has_avx512_vnni() {
-        // SAFETY: avx512f/bw/vnni and f16c are present (checked); `bytes` holds the group's
-        // records for k elements; the activations hold m rows of k values (asserted above).
-        unsafe { crate::interleaved_avx512::group_matmul(dtype, bytes, acts, m, out) };
-        return;
-    }
-    group_matmul_scalar(dtype, bytes, acts, m, out)
+    assert!(interleavable(dtype) && Some((acts.group, acts.block)) == crate::blocks::acts_layout(dtype));
+    assert!(acts.q.len() >= m * acts.k && out.len() >= m * GROUP_ROWS);
+    // SAFETY: tables exist only for paths this CPU runs (`dispatch::table`); `bytes` holds the
+    // group's records for k elements; the activations hold m rows of k values (asserted).
+    unsafe { (kernels.group_matmul)(dtype, bytes, acts, m, out) }
 }
 
 /// The scalar reference: every lane decoded on its own, summed in block order.
-fn group_matmul_scalar(dtype: QuantType, bytes: &[u8], acts: &QuantActs, m: usize, out: &mut [f32]) {
+pub(crate) fn group_matmul_scalar(dtype: QuantType, bytes: &[u8], acts: &QuantActs, m: usize, out: &mut [f32]) {
     let (k, len) = (acts.k, dtype.block_len());
     let (n_blocks, n_groups) = (k / len, k / acts.group);
     let mut codes = [0u8; 256];
@@ -309,35 +311,69 @@ mod tests {
         }
     }
 
-    /// SIMD and scalar agree bit for bit, and both equal the one-row kernel on the original
-    /// rows (so a model whose weights are interleaved decodes exactly as before), for 1 to 13
-    /// tokens (the 8-, 4- and 1-token steps) and a padded last group.
+    /// Every path's kernel agrees with the scalar reference bit for bit, and both equal
+    /// `row_dot` on the original rows (so a model whose weights are interleaved decodes exactly
+    /// as the block formulas say, on any path), for 1 to 13 tokens (every token step) and a
+    /// padded last group.
     #[test]
     fn group_products_equal_the_row_kernel_bit_for_bit() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(32);
         for dtype in TYPES {
-            let (act_group, block) = crate::tile::tile_layout(dtype).unwrap();
-            let (rows, cols) = (21, 3 * dtype.block_len() + if block == 32 { 4 * 32 } else { 0 });
+            let (rows, cols) = (21, 3 * dtype.block_len() + if dtype.block_len() == 32 { 4 * 32 } else { 0 });
             let data = random_rows(&mut rng, dtype, rows, cols);
-            let packed = interleave(dtype, rows, cols, &data);
-            let row_bytes = dtype.bytes_for(cols);
-            for m in [1usize, 3, 4, 9, 13] {
+            for m in 1..=13 {
                 let x: Vec<f32> = (0..m * cols).map(|_| rng.random_range(-3.0..3.0)).collect();
-                let acts = QuantActs::quantize(&x, m, cols, block, act_group);
-                for group in 0..rows.div_ceil(GROUP_ROWS) {
-                    let (mut fast, mut slow) = (vec![0f32; m * GROUP_ROWS], vec![1f32; m * GROUP_ROWS]);
-                    group_matmul(dtype, &packed, group, &acts, m, &mut fast);
-                    let len = group_len(dtype, cols);
-                    group_matmul_scalar(dtype, &packed[group * len..(group + 1) * len], &acts, m, &mut slow);
-                    assert_eq!(fast, slow, "{dtype} m {m} group {group}");
-                    for t in 0..m {
-                        for lane in 0..GROUP_ROWS {
-                            let r = group * GROUP_ROWS + lane;
-                            let want = if r < rows { crate::rowdot::row_dot(dtype, &data[r * row_bytes..][..row_bytes], &acts, t) } else { 0.0 };
-                            assert_eq!(fast[t * GROUP_ROWS + lane].to_bits(), want.to_bits(), "{dtype} m {m} row {r} token {t}");
-                        }
+                check_every_path(dtype, rows, cols, &data, &x, m);
+            }
+        }
+    }
+
+    /// The largest integers the kernels can meet (every code at its maximum, or Q8_0's -128,
+    /// against activations of +-127) are summed without overflow on every path.
+    #[test]
+    fn extreme_codes_and_activations_do_not_overflow() {
+        for dtype in TYPES {
+            let (rows, cols) = (16, 2 * dtype.block_len());
+            for fill in [0xFFu8, 0x80, 0x7F] {
+                let mut data = vec![fill; rows * dtype.bytes_for(cols)];
+                for block in data.chunks_exact_mut(dtype.block_bytes()) {
+                    let d_at = if dtype == QuantType::Q6K { 208 } else { 0 };
+                    block[d_at..d_at + 2].copy_from_slice(&f16::from_f32(0.01).to_le_bytes());
+                    if matches!(dtype, QuantType::Q4_1 | QuantType::Q4K) {
+                        block[2..4].copy_from_slice(&f16::from_f32(0.02).to_le_bytes());
                     }
                 }
+                for sign in [1.0f32, -1.0] {
+                    let x = vec![sign; 5 * cols];
+                    check_every_path(dtype, rows, cols, &data, &x, 5);
+                }
+            }
+        }
+    }
+
+    /// Interleaves `data`, runs every path on every group, compares with the scalar kernel
+    /// and with `row_dot`.
+    fn check_every_path(dtype: QuantType, rows: usize, cols: usize, data: &[u8], x: &[f32], m: usize) {
+        let (act_group, block) = crate::blocks::acts_layout(dtype).unwrap();
+        let packed = interleave(dtype, rows, cols, data);
+        let row_bytes = dtype.bytes_for(cols);
+        let acts = QuantActs::quantize(x, m, cols, block, act_group);
+        let len = group_len(dtype, cols);
+        for group in 0..rows.div_ceil(GROUP_ROWS) {
+            let mut slow = vec![1f32; m * GROUP_ROWS];
+            group_matmul_scalar(dtype, &packed[group * len..(group + 1) * len], &acts, m, &mut slow);
+            for t in 0..m {
+                for lane in 0..GROUP_ROWS {
+                    let r = group * GROUP_ROWS + lane;
+                    let want = if r < rows { crate::blocks::row_dot(dtype, &data[r * row_bytes..][..row_bytes], &acts, t) } else { 0.0 };
+                    assert_eq!(slow[t * GROUP_ROWS + lane].to_bits(), want.to_bits(), "{dtype} scalar m {m} row {r} token {t}");
+                }
+            }
+            for kernels in crate::dispatch::runnable_tables() {
+                let mut fast = vec![2f32; m * GROUP_ROWS];
+                group_matmul_on(kernels, dtype, &packed, group, &acts, m, &mut fast);
+                let same = fast.iter().zip(&slow).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{dtype} {} m {m} group {group}:\n{fast:?}\n{slow:?}", kernels.isa.name());
             }
         }
     }

@@ -1,13 +1,13 @@
 //! AVX-512 VNNI kernels over interleaved weights (see `interleaved`): 16 rows in the lanes
 //! of one register, eight, four or one token at a time, exact integer sums per block, then
-//! `tile::add_block` lane by lane.
+//! `blocks::add_block` lane by lane.
 
 #![cfg(target_arch = "x86_64")]
 
 use std::arch::x86_64::*;
 
 use crate::interleaved::{record, GROUP_ROWS};
-use crate::tile::QuantActs;
+use crate::blocks::QuantActs;
 use crate::QuantType;
 
 const Q4_0: u8 = 0;
@@ -163,7 +163,7 @@ unsafe fn halves(p: *const u8) -> __m512 {
     _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(p as *const __m256i) })
 }
 
-/// `tile::add_block` in every lane: `(dx*d) * a + ((dx*neg_dmin) * m + total)`.
+/// `blocks::add_block` in every lane: `(dx*d) * a + ((dx*neg_dmin) * m + total)`.
 #[target_feature(enable = "avx512f")]
 #[inline]
 unsafe fn add_block(total: __m512, sum_a: __m512i, sum_m: __m512, d: __m512, neg_dmin: __m512, dx: f32) -> __m512 {

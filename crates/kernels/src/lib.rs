@@ -1,20 +1,23 @@
-//! Compute kernels candle-core lacks: quantized matmul over interleaved or in-place weights, attention, small ops.
+//! Compute kernels: quantized matmul over weights interleaved at load, attention, small ops,
+//! each a portable reference plus per-ISA microkernels behind one dispatch table (`dispatch`,
+//! chosen once per process: `isa`).
 
 pub mod attention;
-pub mod cpu;
+pub mod blocks;
+mod dispatch;
 pub mod interleaved;
 #[cfg(target_arch = "x86_64")]
+mod interleaved_avx2;
+#[cfg(target_arch = "x86_64")]
 mod interleaved_avx512;
+pub mod isa;
 pub mod ops;
 pub mod q4_1;
 pub mod q8;
 pub mod qmatmul;
-pub mod rowdot;
 mod quant;
 pub mod threads;
-pub mod tile;
-#[cfg(target_arch = "x86_64")]
-mod tile_avx512;
 
+pub use isa::Isa;
 pub use qmatmul::{matmul_many, LayoutError, QMatrix};
 pub use quant::QuantType;

@@ -1,39 +1,23 @@
 //! Small dense ops on f32 rows: dot, RMS norm, rotary embeddings, SwiGLU, softmax.
 
-/// Dot product with several accumulators so the compiler vectorizes it.
+use crate::dispatch::kernels;
+
+/// Dot product (lane-wise partial sums, then their sum).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    debug_assert_eq!(a.len(), b.len());
-    const LANES: usize = 16;
-    let mut acc = [0f32; LANES];
-    let chunks = a.len() / LANES;
-    for (ca, cb) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
-        for i in 0..LANES {
-            acc[i] += ca[i] * cb[i];
-        }
-    }
-    let mut total: f32 = acc.iter().sum();
-    for i in chunks * LANES..a.len() {
-        total += a[i] * b[i];
-    }
-    total
+    assert_eq!(a.len(), b.len());
+    // SAFETY: the active table's code runs on this CPU (`dispatch::table`).
+    unsafe { (kernels().portable.dot)(a, b) }
 }
 
 /// `out += scale * x`.
 pub fn axpy(out: &mut [f32], scale: f32, x: &[f32]) {
-    for (o, v) in out.iter_mut().zip(x) {
-        *o += scale * v;
-    }
+    portable::axpy(out, scale, x)
 }
 
 /// RMS norm of each row of `x` (row length = weight length), in place.
 pub fn rms_norm_rows(x: &mut [f32], weight: &[f32], eps: f32) {
-    for row in x.chunks_exact_mut(weight.len()) {
-        let mean_sq = dot(row, row) / row.len() as f32;
-        let inv = 1.0 / (mean_sq + eps).sqrt();
-        for (v, w) in row.iter_mut().zip(weight) {
-            *v *= inv * w;
-        }
-    }
+    // SAFETY: as in `dot`.
+    unsafe { (kernels().portable.rms_norm_rows)(x, weight, eps) }
 }
 
 /// How rotary embeddings pair up the dimensions of a head.
@@ -134,49 +118,29 @@ impl Rope {
             let (s, c) = (pos as f32 * f).sin_cos();
             (c * self.magnitude, s * self.magnitude)
         }));
-        let half = self.inv_freq.len();
-        for head in heads.chunks_exact_mut(half * 2) {
-            for (i, &(c, s)) in cos_sin.iter().enumerate() {
-                let (a, b) = match self.style {
-                    RopeStyle::Interleaved => (2 * i, 2 * i + 1),
-                    RopeStyle::Neox => (i, i + half),
-                };
-                let (x0, x1) = (head[a], head[b]);
-                head[a] = x0 * c - x1 * s;
-                head[b] = x0 * s + x1 * c;
-            }
+        for head in heads.chunks_exact_mut(self.inv_freq.len() * 2) {
+            // SAFETY: as in `dot`.
+            unsafe { (kernels().portable.rotate_pairs)(head, cos_sin, self.style) };
         }
     }
 }
 
 /// SwiGLU: `gate[i] = silu(gate[i]) * up[i]`, in place over `gate`.
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
-    for (g, u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + exp(-*g)) * u;
-    }
+    // SAFETY: as in `dot`.
+    unsafe { (kernels().portable.silu_mul)(gate, up) }
 }
 
-/// In-place softmax; returns nothing, leaves probabilities summing to 1.
+/// In-place softmax; leaves probabilities summing to 1.
 pub fn softmax(x: &mut [f32]) {
-    const LANES: usize = 16;
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    // lane-wise partial sums, so the loop vectorizes (a single float sum would not)
-    let mut sums = [0f32; LANES];
-    let mut chunks = x.chunks_exact_mut(LANES);
-    for chunk in chunks.by_ref() {
-        for (v, sum) in chunk.iter_mut().zip(&mut sums) {
-            *v = exp(*v - max);
-            *sum += *v;
-        }
-    }
-    for v in chunks.into_remainder() {
-        *v = exp(*v - max);
-        sums[0] += *v;
-    }
-    let inv = 1.0 / sums.iter().sum::<f32>();
-    for v in x.iter_mut() {
-        *v *= inv;
-    }
+    // SAFETY: as in `dot`.
+    unsafe { (kernels().portable.softmax)(x) }
+}
+
+/// Adds `b` into `a` elementwise.
+pub fn add_in_place(a: &mut [f32], b: &[f32]) {
+    // SAFETY: as in `dot`.
+    unsafe { (kernels().portable.add_in_place)(a, b) }
 }
 
 /// e^x within 2 ulp for x in [-87, 88] (below: 0, where e^x is subnormal; above: e^88), in
@@ -202,10 +166,100 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
-/// Adds `b` into `a` elementwise.
-pub fn add_in_place(a: &mut [f32], b: &[f32]) {
-    for (x, y) in a.iter_mut().zip(b) {
-        *x += y;
+/// The bodies behind the public ops, always inlined: `dispatch` compiles each once per
+/// instruction set.
+pub(crate) mod portable {
+    use super::{exp, RopeStyle};
+
+    /// Lanes of partial sums: fixed, so the result does not depend on the vector width.
+    const LANES: usize = 16;
+
+    #[inline(always)]
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let mut acc = [0f32; LANES];
+        let chunks = a.len() / LANES;
+        for (ca, cb) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+            for i in 0..LANES {
+                acc[i] += ca[i] * cb[i];
+            }
+        }
+        let mut total: f32 = acc.iter().sum();
+        for i in chunks * LANES..a.len() {
+            total += a[i] * b[i];
+        }
+        total
+    }
+
+    #[inline(always)]
+    pub fn axpy(out: &mut [f32], scale: f32, x: &[f32]) {
+        for (o, v) in out.iter_mut().zip(x) {
+            *o += scale * v;
+        }
+    }
+
+    #[inline(always)]
+    pub fn rms_norm_rows(x: &mut [f32], weight: &[f32], eps: f32) {
+        for row in x.chunks_exact_mut(weight.len()) {
+            let mean_sq = dot(row, row) / row.len() as f32;
+            let inv = 1.0 / (mean_sq + eps).sqrt();
+            for (v, w) in row.iter_mut().zip(weight) {
+                *v *= inv * w;
+            }
+        }
+    }
+
+    /// Rotates the pairs of one head by the given (cos, sin) per frequency.
+    #[inline(always)]
+    pub fn rotate_pairs(head: &mut [f32], cos_sin: &[(f32, f32)], style: RopeStyle) {
+        let half = cos_sin.len();
+        for (i, &(c, s)) in cos_sin.iter().enumerate() {
+            let (a, b) = match style {
+                RopeStyle::Interleaved => (2 * i, 2 * i + 1),
+                RopeStyle::Neox => (i, i + half),
+            };
+            let (x0, x1) = (head[a], head[b]);
+            head[a] = x0 * c - x1 * s;
+            head[b] = x0 * s + x1 * c;
+        }
+    }
+
+    /// SwiGLU: `gate[i] = silu(gate[i]) * up[i]`, in place over `gate`.
+    #[inline(always)]
+    pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+        for (g, u) in gate.iter_mut().zip(up) {
+            *g = *g / (1.0 + exp(-*g)) * u;
+        }
+    }
+
+    /// In-place softmax; returns nothing, leaves probabilities summing to 1.
+    #[inline(always)]
+    pub fn softmax(x: &mut [f32]) {
+        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        // lane-wise partial sums, so the loop vectorizes (a single float sum would not)
+        let mut sums = [0f32; LANES];
+        let mut chunks = x.chunks_exact_mut(LANES);
+        for chunk in chunks.by_ref() {
+            for (v, sum) in chunk.iter_mut().zip(&mut sums) {
+                *v = exp(*v - max);
+                *sum += *v;
+            }
+        }
+        for v in chunks.into_remainder() {
+            *v = exp(*v - max);
+            sums[0] += *v;
+        }
+        let inv = 1.0 / sums.iter().sum::<f32>();
+        for v in x.iter_mut() {
+            *v *= inv;
+        }
+    }
+
+    /// Adds `b` into `a` elementwise.
+    #[inline(always)]
+    pub fn add_in_place(a: &mut [f32], b: &[f32]) {
+        for (x, y) in a.iter_mut().zip(b) {
+            *x += y;
+        }
     }
 }
 
@@ -275,5 +329,57 @@ mod tests {
         softmax(&mut x);
         assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert!(x[3] == 0.0 && x[2] > x[1]);
+    }
+
+    /// Bits of a slice, for exact comparisons that also tell NaN apart.
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// Every path's small ops give the scalar reference's bits, on random rows of odd lengths.
+    #[test]
+    fn every_path_gives_the_scalar_bits() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(41);
+        let tables = crate::dispatch::runnable_tables();
+        let scalar = &tables[0].portable;
+        for n in [1usize, 7, 16, 31, 33, 100, 1537] {
+            let mut random = |scale: f32| (0..n).map(|_| rng.random_range(-scale..scale)).collect::<Vec<f32>>();
+            let (a, b, weight) = (random(3.0), random(3.0), random(1.5));
+            let mut logits = random(30.0);
+            logits[n / 2] = -1e30;
+            let cos_sin: Vec<(f32, f32)> = (0..n).map(|i| ((i as f32).cos(), (i as f32).sin())).collect();
+            for kernels in &tables {
+                let (ops, name) = (&kernels.portable, kernels.isa.name());
+                // SAFETY (all calls): runnable tables hold code this CPU runs.
+                unsafe {
+                    assert_eq!((ops.dot)(&a, &b).to_bits(), (scalar.dot)(&a, &b).to_bits(), "dot {name} n {n}");
+                    let run = |f: &dyn Fn(&mut Vec<f32>)| {
+                        let mut v = a.clone();
+                        f(&mut v);
+                        bits(&v)
+                    };
+                    let norm = |rms: unsafe fn(&mut [f32], &[f32], f32)| run(&|v: &mut Vec<f32>| rms(v, &weight, 1e-6));
+                    assert_eq!(norm(ops.rms_norm_rows), norm(scalar.rms_norm_rows), "rms_norm {name} n {n}");
+                    let silu = |f: unsafe fn(&mut [f32], &[f32])| run(&|v: &mut Vec<f32>| f(v, &b));
+                    assert_eq!(silu(ops.silu_mul), silu(scalar.silu_mul), "silu_mul {name} n {n}");
+                    assert_eq!(silu(ops.add_in_place), silu(scalar.add_in_place), "add_in_place {name} n {n}");
+                    let soft = |f: unsafe fn(&mut [f32])| {
+                        let mut v = logits.clone();
+                        f(&mut v);
+                        bits(&v)
+                    };
+                    assert_eq!(soft(ops.softmax), soft(scalar.softmax), "softmax {name} n {n}");
+                    for style in [RopeStyle::Neox, RopeStyle::Interleaved] {
+                        let rotate = |f: unsafe fn(&mut [f32], &[(f32, f32)], RopeStyle)| {
+                            let mut head = [a.clone(), b.clone()].concat();
+                            f(&mut head, &cos_sin, style);
+                            bits(&head)
+                        };
+                        assert_eq!(rotate(ops.rotate_pairs), rotate(scalar.rotate_pairs), "rope {style:?} {name} n {n}");
+                    }
+                }
+            }
+        }
     }
 }

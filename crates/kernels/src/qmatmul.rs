@@ -10,7 +10,8 @@ use rayon::prelude::*;
 use crate::interleaved::{self, GROUP_ROWS};
 use crate::q4_1::{self, BlockQ8_1};
 use crate::q8;
-use crate::tile::{self, TILE_ROWS};
+use crate::blocks;
+use crate::dispatch::Kernels;
 use crate::QuantType;
 
 /// A row-major weight matrix `rows x cols` whose rows are stored in `dtype` blocks.
@@ -93,11 +94,7 @@ impl<'a> QMatrix<'a> {
                     *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
                 }
             }
-            QuantType::F16 => {
-                for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                    *o = f16::from_le_bytes([c[0], c[1]]).to_f32();
-                }
-            }
+            QuantType::F16 => f16_to_f32_row(bytes, out),
             QuantType::BF16 => {
                 for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
                     *o = bf16::from_le_bytes([c[0], c[1]]).to_f32();
@@ -123,13 +120,28 @@ impl<'a> QMatrix<'a> {
     }
 }
 
+/// Little-endian f16 values to f32 with half's vector conversion (F16C where the CPU has it,
+/// picked at run time): a call per value would cost more than the product it feeds.
+fn f16_to_f32_row(bytes: &[u8], out: &mut [f32]) {
+    use half::slice::HalfFloatSliceExt;
+    const PIECE: usize = 256;
+    let mut halves = [f16::ZERO; PIECE];
+    for (src, dst) in bytes.chunks(2 * PIECE).zip(out.chunks_mut(PIECE)) {
+        let part = &mut halves[..dst.len()];
+        for (h, c) in part.iter_mut().zip(src.chunks_exact(2)) {
+            *h = f16::from_le_bytes([c[0], c[1]]);
+        }
+        part.convert_to_f32_slice(dst);
+    }
+}
+
 /// Activations prepared once for the weight types that read them.
 enum PreparedActs {
     Float,
     Q8_0(Vec<BlockQ8_0>),
     Q8_1(Vec<BlockQ8_1>),
     Q8K(Vec<BlockQ8K>),
-    Tile(tile::QuantActs),
+    Tile(blocks::QuantActs),
 }
 
 /// Which preparation a weight type needs; equal keys share one.
@@ -143,7 +155,7 @@ enum ActsKind {
 }
 
 fn acts_kind(dtype: QuantType) -> ActsKind {
-    if let Some((group, block)) = tile::tile_layout(dtype) {
+    if let Some((group, block)) = blocks::acts_layout(dtype) {
         return ActsKind::Tile { group, block };
     }
     match dtype {
@@ -154,7 +166,7 @@ fn acts_kind(dtype: QuantType) -> ActsKind {
     }
 }
 
-fn prepare(kind: ActsKind, x: &[f32], m: usize, cols: usize) -> PreparedActs {
+fn prepare(kernels: &Kernels, kind: ActsKind, x: &[f32], m: usize, cols: usize) -> PreparedActs {
     match kind {
         ActsKind::Float => PreparedActs::Float,
         ActsKind::Q8_0 => PreparedActs::Q8_0(quantize_rows(x, (m, cols, cols / 32), BlockQ8_0::zeros(), |row, b| {
@@ -162,13 +174,18 @@ fn prepare(kind: ActsKind, x: &[f32], m: usize, cols: usize) -> PreparedActs {
         })),
         ActsKind::Q8_1 => PreparedActs::Q8_1(quantize_rows(x, (m, cols, cols / 32), BlockQ8_1::ZERO, q4_1::quantize_row_q8_1)),
         ActsKind::Q8K => PreparedActs::Q8K(quantize_rows(x, (m, cols, cols / 256), BlockQ8K::zeros(), BlockQ8K::from_float)),
-        ActsKind::Tile { group, block } => PreparedActs::Tile(tile::QuantActs::quantize(x, m, cols, block, group)),
+        ActsKind::Tile { group, block } => PreparedActs::Tile(blocks::QuantActs::quantize_on(kernels, x, m, cols, block, group)),
     }
 }
 
 /// Several matrices over the same input in ONE parallel region (q/k/v, gate/up): activations
 /// are quantized once per weight type, and the pool is woken once instead of per matrix.
 pub fn matmul_many(mats: &[QMatrix<'_>], x: &[f32], m: usize, outs: &mut [&mut [f32]]) {
+    matmul_many_on(crate::dispatch::kernels(), mats, x, m, outs)
+}
+
+/// `matmul_many` on the given table's kernels.
+pub(crate) fn matmul_many_on(kernels: &Kernels, mats: &[QMatrix<'_>], x: &[f32], m: usize, outs: &mut [&mut [f32]]) {
     assert_eq!(mats.len(), outs.len());
     let cols = mats.first().map(|w| w.cols).unwrap_or(0);
     assert_eq!(x.len(), m * cols, "activation size");
@@ -180,24 +197,20 @@ pub fn matmul_many(mats: &[QMatrix<'_>], x: &[f32], m: usize, outs: &mut [&mut [
     let mut prepared: Vec<(ActsKind, PreparedActs)> = Vec::new();
     for &kind in &kinds {
         if !prepared.iter().any(|(k, _)| *k == kind) {
-            prepared.push((kind, prepare(kind, x, m, cols)));
+            prepared.push((kind, prepare(kernels, kind, x, m, cols)));
         }
     }
     let tasks: Vec<Task> = mats
         .iter()
         .enumerate()
-        .flat_map(|(i, w)| {
-            let tiled = matches!(kinds[i], ActsKind::Tile { .. }) && m >= TILE_MIN_TOKENS;
-            let step = if w.interleaved { GROUP_ROWS } else if tiled { TILE_ROWS } else { ROWS_PER_TASK };
-            (0..w.rows).step_by(step).map(move |r0| Task { mat: i, rows: r0..(r0 + step).min(w.rows) })
-        })
+        .flat_map(|(i, w)| (0..w.rows).step_by(GROUP_ROWS).map(move |r0| Task { mat: i, rows: r0..(r0 + GROUP_ROWS).min(w.rows) }))
         .collect();
     let outs: Vec<SharedOut> = outs.iter_mut().map(|o| SharedOut(o.as_mut_ptr())).collect();
     let run = |scratch: &mut TaskScratch, task: &Task| {
         let w = &mats[task.mat];
         let acts = &prepared.iter().find(|(k, _)| *k == kinds[task.mat]).expect("prepared above").1;
         // SAFETY: tasks cover disjoint row ranges of each output; outputs outlive the region.
-        unsafe { run_task(w, acts, x, m, task.rows.clone(), outs[task.mat], scratch) };
+        unsafe { run_task(kernels, w, acts, x, m, task.rows.clone(), outs[task.mat], scratch) };
     };
     let total_work: usize = mats.iter().map(|w| w.rows * w.cols).sum::<usize>() * m;
     if total_work < SERIAL_WORK || tasks.len() == 1 {
@@ -215,17 +228,20 @@ struct Task {
 
 #[derive(Default)]
 struct TaskScratch {
-    tile: Option<tile::Tile>,
-    rows: crate::rowdot::RowScratch,
-    tile_out: Vec<f32>,
-    row: Vec<f32>,
+    /// A row-major group repacked for the interleaved kernel.
+    packed: Vec<u8>,
+    /// A task's results, `[token][16]`.
+    group_out: Vec<f32>,
+    float: FloatScratch,
 }
 
-/// Computes output rows `rows` of one matrix for all `m` tokens.
+/// Computes output rows `rows` (one 16-row group) of one matrix for all `m` tokens.
 ///
 /// # Safety
 /// `out` must point to `m * w.rows` floats, and no other task may write rows `rows`.
+#[allow(clippy::too_many_arguments)]
 unsafe fn run_task(
+    kernels: &Kernels,
     w: &QMatrix<'_>,
     acts: &PreparedActs,
     x: &[f32],
@@ -234,65 +250,45 @@ unsafe fn run_task(
     out: SharedOut,
     scratch: &mut TaskScratch,
 ) {
-    let (n, cols) = (w.rows, w.cols);
+    let n = w.rows;
     let write = |t: usize, r: usize, v: f32| {
         // SAFETY: t < m and r < n, so the index is inside the m * n output (caller contract).
         unsafe { *out.0.add(t * n + r) = v }
     };
+    // 32 activation rows visited per weight row before moving on (cache blocking)
     let per_row = |dot: &dyn Fn(usize, usize) -> f32| {
-        for t0 in (0..m).step_by(TOKENS_PER_TILE) {
+        for t0 in (0..m).step_by(32) {
             for r in rows.clone() {
-                for t in t0..(t0 + TOKENS_PER_TILE).min(m) {
+                for t in t0..(t0 + 32).min(m) {
                     write(t, r, dot(r, t));
                 }
             }
         }
     };
+    let group = rows.start / GROUP_ROWS;
     match acts {
-        PreparedActs::Tile(qa) if w.interleaved => {
-            scratch.tile_out.resize(m * GROUP_ROWS, 0.0);
-            interleaved::group_matmul(w.dtype, w.data, rows.start / GROUP_ROWS, qa, m, &mut scratch.tile_out);
-            copy_tile_rows(&scratch.tile_out, m, n, rows, out);
-        }
-        PreparedActs::Tile(qa) if m < TILE_MIN_TOKENS => {
-            let row_bytes = w.row_bytes();
-            let slices: Vec<&[u8]> = rows.clone().map(|r| &w.data[r * row_bytes..(r + 1) * row_bytes]).collect();
-            use crate::rowdot::{ROWS, TOKENS};
-            let mut sums = [0f32; ROWS * TOKENS];
-            for chunk_start in (0..slices.len()).step_by(ROWS) {
-                let chunk = &slices[chunk_start..(chunk_start + ROWS).min(slices.len())];
-                for t0 in (0..m).step_by(TOKENS) {
-                    let tokens = t0..(t0 + TOKENS).min(m);
-                    crate::rowdot::rows_dot(w.dtype, chunk, qa, tokens.clone(), &mut scratch.rows, &mut sums);
-                    for (i, t) in tokens.enumerate() {
-                        for (j, &v) in sums[i * ROWS..i * ROWS + chunk.len()].iter().enumerate() {
-                            write(t, rows.start + chunk_start + j, v);
-                        }
-                    }
-                }
-            }
-        }
         PreparedActs::Tile(qa) => {
-            let tile = scratch.tile.get_or_insert_with(|| tile::Tile::new(cols, qa.group, qa.block));
-            tile.reshape(cols, qa.group, qa.block);
-            let row_bytes = w.row_bytes();
-            let slices: Vec<&[u8]> = rows.clone().map(|r| &w.data[r * row_bytes..(r + 1) * row_bytes]).collect();
-            tile.fill(w.dtype, &slices);
-            scratch.tile_out.resize(m * TILE_ROWS, 0.0);
-            tile::tile_matmul(tile, qa, m, &mut scratch.tile_out);
-            copy_tile_rows(&scratch.tile_out, m, n, rows, out);
+            scratch.group_out.resize(m * GROUP_ROWS, 0.0);
+            if w.interleaved {
+                interleaved::group_matmul_on(kernels, w.dtype, w.data, group, qa, m, &mut scratch.group_out);
+            } else {
+                // rows kept in GGUF order (a matrix built outside a model load): repack this
+                // group, then the one kernel
+                scratch.packed.clear();
+                scratch.packed.resize(interleaved::group_len(w.dtype, w.cols), 0);
+                interleaved::interleave_groups(w.dtype, w.rows, w.cols, w.data, group, &mut scratch.packed);
+                interleaved::group_matmul_on(kernels, w.dtype, &scratch.packed, 0, qa, m, &mut scratch.group_out);
+            }
+            // SAFETY: the caller's contract.
+            unsafe { copy_group_rows(&scratch.group_out, m, n, rows, out) };
         }
         PreparedActs::Float => {
-            let row = &mut scratch.row;
-            row.resize(cols, 0.0);
-            for r in rows.clone() {
-                w.dequantize_row(r, row);
-                for t in 0..m {
-                    write(t, r, crate::ops::dot(row, &x[t * cols..(t + 1) * cols]));
-                }
-            }
+            // SAFETY: tables exist only for paths this CPU runs (`dispatch::table`).
+            unsafe { (kernels.portable.float_rows)(w, x, m, rows.clone(), &mut scratch.float) };
+            // SAFETY: the caller's contract.
+            unsafe { copy_group_rows(&scratch.float.out, m, n, rows, out) };
         }
-        // Q4_0, Q4_1 and Q8_0 take the tile layout; these are the other 32-block types.
+        // Q4_0, Q4_1 and Q8_0 are interleaved; these are the other 32-block types.
         PreparedActs::Q8_1(xq) => per_row(&|r, t| ggml_dot::<BlockQ5_1>(w, r, xq_as(xq), t)),
         PreparedActs::Q8_0(xq) => per_row(&|r, t| ggml_dot::<BlockQ5_0>(w, r, xq, t)),
         PreparedActs::Q8K(xq) => match w.dtype {
@@ -305,14 +301,54 @@ unsafe fn run_task(
     }
 }
 
+/// Buffers of the float-weight path: one weight row as f32, the task's results `[token][16]`.
+#[derive(Default)]
+pub(crate) struct FloatScratch {
+    row: Vec<f32>,
+    out: Vec<f32>,
+}
+
+/// Float (f32, f16, bf16) weight rows `rows` (at most 16) times `m` activation rows into
+/// `scratch.out` (the body `dispatch` compiles per instruction set).
+#[inline(always)]
+pub(crate) fn float_rows(w: &QMatrix<'_>, x: &[f32], m: usize, rows: std::ops::Range<usize>, scratch: &mut FloatScratch) {
+    let cols = w.cols;
+    scratch.row.resize(cols, 0.0);
+    scratch.out.resize(m * GROUP_ROWS, 0.0);
+    let row_bytes = w.row_bytes();
+    for (i, r) in rows.enumerate() {
+        let bytes = &w.data[r * row_bytes..(r + 1) * row_bytes];
+        match w.dtype {
+            // inline here, so the conversion is vectorized with this path's instructions
+            QuantType::BF16 => {
+                for (o, c) in scratch.row.iter_mut().zip(bytes.chunks_exact(2)) {
+                    let bits = u16::from_le_bytes([c[0], c[1]]);
+                    // as `bf16::to_f32`: a NaN comes out quiet
+                    let bits = if bits & 0x7FFF > 0x7F80 { bits | 0x40 } else { bits };
+                    *o = f32::from_bits((bits as u32) << 16);
+                }
+            }
+            QuantType::F32 => {
+                for (o, c) in scratch.row.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+            _ => w.dequantize_row(r, &mut scratch.row),
+        }
+        for t in 0..m {
+            scratch.out[t * GROUP_ROWS + i] = crate::ops::portable::dot(&scratch.row, &x[t * cols..(t + 1) * cols]);
+        }
+    }
+}
+
 /// Copies a 16-row task's results (`[token][16]`) into output rows `rows` of every token.
 ///
 /// # Safety
 /// `out` must point to `m * n` floats, and no other task may write rows `rows`.
-unsafe fn copy_tile_rows(tile_out: &[f32], m: usize, n: usize, rows: std::ops::Range<usize>, out: SharedOut) {
-    debug_assert!(rows.len() <= TILE_ROWS && TILE_ROWS == GROUP_ROWS);
+unsafe fn copy_group_rows(group_out: &[f32], m: usize, n: usize, rows: std::ops::Range<usize>, out: SharedOut) {
+    assert!(rows.len() <= GROUP_ROWS && group_out.len() >= m * GROUP_ROWS);
     for t in 0..m {
-        let src = &tile_out[t * TILE_ROWS..t * TILE_ROWS + rows.len()];
+        let src = &group_out[t * GROUP_ROWS..t * GROUP_ROWS + rows.len()];
         // SAFETY: the destination is row t's columns rows.start..rows.end, inside the m * n
         // output and owned by this task (caller contract); src does not alias it.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), out.0.add(t * n + rows.start), src.len()) };
@@ -380,13 +416,6 @@ struct SharedOut(*mut f32);
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
-/// Weight rows per task on the one-dot-per-row path.
-const ROWS_PER_TASK: usize = 16;
-/// From this many activation rows on, unpacking weights into tiles pays off; below it the
-/// row kernel runs (both give bit-identical results).
-const TILE_MIN_TOKENS: usize = 8;
-/// Activation rows visited per weight row before moving on (cache blocking).
-const TOKENS_PER_TILE: usize = 32;
 /// Below this many multiply-adds a product runs on the calling thread: waking the pool
 /// costs more than it saves.
 const SERIAL_WORK: usize = 1 << 16;
@@ -518,6 +547,38 @@ mod tests {
             }
         }
         assert!(QMatrix::interleaved(QuantType::Q4_1, 17, 32, &[0u8; 17 * 20]).is_err(), "17 rows take two padded groups");
+    }
+
+    /// Every path gives the scalar path's bits for every weight type it has a kernel for,
+    /// interleaved or in GGUF row order, float weights included.
+    #[test]
+    fn every_path_gives_the_scalar_bits() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(19);
+        let tables = crate::dispatch::runnable_tables();
+        let cases = [(QuantType::Q4_1, 96), (QuantType::Q4_0, 64), (QuantType::Q8_0, 160), (QuantType::Q4K, 512), (QuantType::Q6K, 256), (QuantType::F32, 37)];
+        for (dtype, cols) in cases {
+            let rows = 37;
+            let bytes = random_blocks(&mut rng, dtype, rows, cols);
+            let packed_bytes = if interleaved::interleavable(dtype) { interleaved::interleave(dtype, rows, cols, &bytes) } else { Vec::new() };
+            let mut mats = vec![QMatrix::new(dtype, rows, cols, &bytes).unwrap()];
+            if interleaved::interleavable(dtype) {
+                mats.push(QMatrix::interleaved(dtype, rows, cols, &packed_bytes).unwrap());
+            }
+            for m in [1usize, 6, 21] {
+                let x: Vec<f32> = (0..m * cols).map(|_| rng.random_range(-2.0..2.0)).collect();
+                for w in &mats {
+                    let run = |kernels: &Kernels| {
+                        let mut out = vec![0f32; m * rows];
+                        matmul_many_on(kernels, &[*w], &x, m, &mut [&mut out]);
+                        out.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+                    };
+                    let want = run(tables[0]);
+                    for kernels in &tables[1..] {
+                        assert!(run(kernels) == want, "{dtype} {} interleaved {} m {m}", kernels.isa.name(), w.interleaved);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
