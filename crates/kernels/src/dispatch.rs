@@ -87,14 +87,14 @@ static SCALAR: Kernels = Kernels { isa: Isa::Scalar, group_matmul: crate::interl
 #[cfg(target_arch = "x86_64")]
 static AVX2: Kernels = Kernels {
     isa: Isa::Avx2,
-    group_matmul: crate::interleaved_avx2::group_matmul,
+    group_matmul: crate::interleaved_avx2::plain::group_matmul,
     portable: portable_kernels!(#[target_feature(enable = "avx2,fma,f16c")]),
 };
 
 #[cfg(target_arch = "x86_64")]
 static AVX2_VNNI: Kernels = Kernels {
     isa: Isa::Avx2Vnni,
-    group_matmul: crate::interleaved_avx2::group_matmul_vnni,
+    group_matmul: crate::interleaved_avx2::vnni::group_matmul,
     portable: portable_kernels!(#[target_feature(enable = "avx2,fma,f16c")]),
 };
 

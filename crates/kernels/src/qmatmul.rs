@@ -466,6 +466,16 @@ mod tests {
                     c.copy_from_slice(&v.to_le_bytes());
                 }
             }
+            QuantType::F16 => {
+                for (c, v) in bytes.chunks_exact_mut(2).zip(&vals) {
+                    c.copy_from_slice(&f16::from_f32(*v).to_le_bytes());
+                }
+            }
+            QuantType::BF16 => {
+                for (c, v) in bytes.chunks_exact_mut(2).zip(&vals) {
+                    c.copy_from_slice(&bf16::from_f32(*v).to_le_bytes());
+                }
+            }
             other => panic!("no generator for {other}"),
         }
         bytes
@@ -488,6 +498,8 @@ mod tests {
             (QuantType::Q4K, 256 * 3),
             (QuantType::Q6K, 256),
             (QuantType::F32, 37),
+            (QuantType::F16, 301),
+            (QuantType::BF16, 77),
         ];
         for (dtype, cols) in cases {
             for (rows, m) in [(1usize, 1usize), (17, 3), (33, 40)] {
@@ -555,7 +567,7 @@ mod tests {
     fn every_path_gives_the_scalar_bits() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(19);
         let tables = crate::dispatch::runnable_tables();
-        let cases = [(QuantType::Q4_1, 96), (QuantType::Q4_0, 64), (QuantType::Q8_0, 160), (QuantType::Q4K, 512), (QuantType::Q6K, 256), (QuantType::F32, 37)];
+        let cases = [(QuantType::Q4_1, 96), (QuantType::Q4_0, 64), (QuantType::Q8_0, 160), (QuantType::Q4K, 512), (QuantType::Q6K, 256), (QuantType::F32, 37), (QuantType::F16, 301), (QuantType::BF16, 77)];
         for (dtype, cols) in cases {
             let rows = 37;
             let bytes = random_blocks(&mut rng, dtype, rows, cols);
