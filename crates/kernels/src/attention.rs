@@ -1,11 +1,10 @@
 //! Causal grouped-query attention over one sequence's contiguous f16 KV cache.
 
 use half::f16;
-use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use crate::dispatch::{kernels, Kernels};
-use crate::ops::portable::{axpy, dot, softmax};
+use crate::ops::portable::{axpy, dot, f16_to_f32, softmax};
 
 /// Head layout of an attention layer.
 #[derive(Debug, Clone, Copy)]
@@ -168,7 +167,9 @@ pub(crate) unsafe fn run_job(job: &Job<'_>, kv: &dyn KvRows, s: &mut Scratch) {
 fn gather_head<'a>(row: impl Fn(usize) -> &'a [f16], hd: usize, rows: usize, out: &mut Vec<f32>) {
     out.resize(rows * hd, 0.0);
     for (j, dst) in out.chunks_exact_mut(hd).enumerate() {
-        row(j).convert_to_f32_slice(dst);
+        for (d, &h) in dst.iter_mut().zip(row(j)) {
+            *d = f16_to_f32(h.to_bits());
+        }
     }
 }
 

@@ -190,6 +190,21 @@ pub(crate) mod portable {
         total
     }
 
+    /// An f16 (its bits) as f32, exactly, in plain integer and float steps that vectorize in
+    /// a loop on every path (half's conversion is a runtime-dispatched call per slice, which
+    /// costs more than a short KV row): the exponent and mantissa are moved into f32 position
+    /// and scaled by 2^112 (exact for normal and subnormal values); infinities and NaNs get
+    /// the all-ones exponent.
+    #[inline(always)]
+    pub fn f16_to_f32(h: u16) -> f32 {
+        let sign = ((h & 0x8000) as u32) << 16;
+        let magnitude = (h & 0x7FFF) as u32;
+        let shifted = magnitude << 13;
+        let scaled = (f32::from_bits(shifted) * f32::from_bits(0x7780_0000)).to_bits();
+        let bits = if magnitude >= 0x7C00 { shifted | 0x7F80_0000 } else { scaled };
+        f32::from_bits(bits | sign)
+    }
+
     #[inline(always)]
     pub fn axpy(out: &mut [f32], scale: f32, x: &[f32]) {
         for (o, v) in out.iter_mut().zip(x) {
@@ -329,6 +344,21 @@ mod tests {
         softmax(&mut x);
         assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert!(x[3] == 0.0 && x[2] > x[1]);
+    }
+
+    /// The inline f16 conversion equals half's for every f16 value (NaNs stay NaN with their
+    /// sign and payload).
+    #[test]
+    fn f16_conversion_is_exact_for_every_value() {
+        for bits in 0..=u16::MAX {
+            let (got, want) = (portable::f16_to_f32(bits), half::f16::from_bits(bits).to_f32());
+            if want.is_nan() {
+                assert!(got.is_nan() && got.is_sign_negative() == want.is_sign_negative(), "{bits:#06x}");
+                assert_eq!(got.to_bits() & 0x003F_FFFF, want.to_bits() & 0x003F_FFFF, "{bits:#06x} payload");
+            } else {
+                assert_eq!(got.to_bits(), want.to_bits(), "{bits:#06x}");
+            }
+        }
     }
 
     /// Bits of a slice, for exact comparisons that also tell NaN apart.

@@ -328,6 +328,11 @@ pub(crate) fn float_rows(w: &QMatrix<'_>, x: &[f32], m: usize, rows: std::ops::R
                     *o = f32::from_bits((bits as u32) << 16);
                 }
             }
+            QuantType::F16 => {
+                for (o, c) in scratch.row.iter_mut().zip(bytes.chunks_exact(2)) {
+                    *o = crate::ops::portable::f16_to_f32(u16::from_le_bytes([c[0], c[1]]));
+                }
+            }
             QuantType::F32 => {
                 for (o, c) in scratch.row.iter_mut().zip(bytes.chunks_exact(4)) {
                     *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
