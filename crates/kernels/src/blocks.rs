@@ -48,24 +48,41 @@ impl QuantActs {
     pub(crate) fn quantize_on(kernels: &Kernels, x: &[f32], m: usize, k: usize, block: usize, group: usize) -> Self {
         use rayon::prelude::*;
         assert!(x.len() == m * k && k.is_multiple_of(block) && block.is_multiple_of(group));
-        let mut q = vec![0i8; m * k];
-        let mut scale = vec![0f32; m * k / block];
+        let (mut q, mut scale) = (vec![0i8; m * k], vec![0f32; m * k / block]);
+        let (mut group_sum, mut group_sum16) = (vec![0i32; m * k / group], vec![0i16; m * k / group]);
+        let rows: Vec<(&[f32], ActsRow<'_>)> = x
+            .chunks_exact(k)
+            .zip(q.chunks_exact_mut(k))
+            .zip(scale.chunks_exact_mut(k / block))
+            .zip(group_sum.chunks_exact_mut(k / group).zip(group_sum16.chunks_exact_mut(k / group)))
+            .map(|(((x, q), scale), (group_sum, group_sum16))| (x, ActsRow { q, scale, group_sum, group_sum16 }))
+            .collect();
         let kernel = kernels.portable.quantize_row;
         // SAFETY: tables exist only for paths this CPU runs (`dispatch::table`).
-        let quantize_row = |((xr, qr), sr): ((&[f32], &mut [i8]), &mut [f32])| unsafe { kernel(xr, qr, sr, block) };
-        x.par_chunks(k).zip(q.par_chunks_mut(k)).zip(scale.par_chunks_mut(k / block)).with_min_len(8).for_each(quantize_row);
-        let group_sum: Vec<i32> = q.chunks_exact(group).map(|g| g.iter().map(|&v| v as i32).sum::<i32>()).collect();
-        let group_sum16 = group_sum.iter().map(|&s| s as i16).collect();
+        rows.into_par_iter().with_min_len(8).for_each(|(x, mut row)| unsafe { kernel(x, &mut row, block, group) });
         QuantActs { k, block, group, q, scale, group_sum, group_sum16 }
     }
 }
 
-/// One activation row into int8 blocks of `block` values and their scales (the body
-/// `dispatch` compiles per instruction set).
+/// One activation row's share of `QuantActs`.
+pub(crate) struct ActsRow<'a> {
+    q: &'a mut [i8],
+    scale: &'a mut [f32],
+    group_sum: &'a mut [i32],
+    group_sum16: &'a mut [i16],
+}
+
+/// One activation row into int8 blocks of `block` values, their scales and the sums of each
+/// group of `group` codes (the body `dispatch` compiles per instruction set).
 #[inline(always)]
-pub(crate) fn quantize_row(x: &[f32], q: &mut [i8], scales: &mut [f32], block: usize) {
-    for ((xb, qb), d) in x.chunks_exact(block).zip(q.chunks_exact_mut(block)).zip(scales.iter_mut()) {
+pub(crate) fn quantize_row(x: &[f32], row: &mut ActsRow<'_>, block: usize, group: usize) {
+    for ((xb, qb), d) in x.chunks_exact(block).zip(row.q.chunks_exact_mut(block)).zip(row.scale.iter_mut()) {
         *d = if block == 256 { quantize_block_q8k(xb, qb) } else { quantize_block_q8_0(xb, qb) };
+    }
+    for ((codes, sum), sum16) in row.q.chunks_exact(group).zip(row.group_sum.iter_mut()).zip(row.group_sum16.iter_mut()) {
+        *sum = codes.iter().map(|&v| v as i32).sum();
+        // fits: a group holds at most 32 values of at most 127
+        *sum16 = *sum as i16;
     }
 }
 

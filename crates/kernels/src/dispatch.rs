@@ -33,7 +33,7 @@ pub(crate) struct PortableKernels {
     pub softmax: unsafe fn(&mut [f32]),
     pub add_in_place: unsafe fn(&mut [f32], &[f32]),
     pub rotate_pairs: unsafe fn(&mut [f32], &[(f32, f32)], ops::RopeStyle),
-    pub quantize_row: unsafe fn(&[f32], &mut [i8], &mut [f32], usize),
+    pub quantize_row: unsafe fn(&[f32], &mut crate::blocks::ActsRow<'_>, usize, usize),
     pub attention_job: unsafe fn(&attention::Job<'_>, &dyn KvRows, &mut attention::Scratch),
     pub float_rows: unsafe fn(&QMatrix<'_>, &[f32], usize, Range<usize>, &mut qmatmul::FloatScratch),
 }
@@ -66,8 +66,8 @@ macro_rules! portable_kernels {
             ops::portable::rotate_pairs(head, cos_sin, style)
         }
         $(#[$feature])*
-        unsafe fn quantize_row(x: &[f32], q: &mut [i8], scales: &mut [f32], block: usize) {
-            crate::blocks::quantize_row(x, q, scales, block)
+        unsafe fn quantize_row(x: &[f32], row: &mut crate::blocks::ActsRow<'_>, block: usize, group: usize) {
+            crate::blocks::quantize_row(x, row, block, group)
         }
         $(#[$feature])*
         unsafe fn attention_job(job: &attention::Job<'_>, kv: &dyn KvRows, scratch: &mut attention::Scratch) {
