@@ -209,16 +209,22 @@ mod tests {
         out
     }
 
+    /// Queries for `n_tokens` and f16 keys and values for `rows` positions, uniform in
+    /// [-scale, scale).
+    fn random_qkv(rng: &mut impl Rng, shape: HeadShape, rows: usize, n_tokens: usize, scale: f32) -> (Vec<f32>, Vec<f16>, Vec<f16>) {
+        let mut gen = |n: usize| (0..n).map(|_| rng.random_range(-scale..scale)).collect::<Vec<f32>>();
+        let q = gen(n_tokens * shape.q_width());
+        let k = gen(rows * shape.kv_width()).into_iter().map(f16::from_f32).collect();
+        let v = gen(rows * shape.kv_width()).into_iter().map(f16::from_f32).collect();
+        (q, k, v)
+    }
+
     #[test]
     fn matches_reference_on_odd_shapes() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         for (n_heads, n_kv, hd, start, n_tokens) in [(3, 1, 5, 0, 1), (4, 2, 8, 3, 7), (6, 3, 17, 40, 9), (9, 3, 64, 0, 33)] {
             let shape = HeadShape { n_heads, n_kv_heads: n_kv, head_dim: hd };
-            let rows = start + n_tokens;
-            let mut gen = |n: usize| (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<_>>();
-            let q = gen(n_tokens * shape.q_width());
-            let k: Vec<f16> = gen(rows * shape.kv_width()).into_iter().map(f16::from_f32).collect();
-            let v: Vec<f16> = gen(rows * shape.kv_width()).into_iter().map(f16::from_f32).collect();
+            let (q, k, v) = random_qkv(&mut rng, shape, start + n_tokens, n_tokens, 1.0);
             let mut out = vec![0f32; q.len()];
             causal_attention(shape, &q, &ContiguousRows { keys: &k, values: &v, width: shape.kv_width() }, start, &mut out);
             let want = reference(shape, &q, &k, &v, start);
@@ -235,11 +241,7 @@ mod tests {
         let tables = crate::dispatch::runnable_tables();
         for (n_heads, n_kv, hd, start, n_tokens) in [(6, 3, 17, 40, 9), (12, 2, 64, 0, 37), (12, 2, 128, 300, 1)] {
             let shape = HeadShape { n_heads, n_kv_heads: n_kv, head_dim: hd };
-            let rows = start + n_tokens;
-            let mut gen = |n: usize| (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect::<Vec<_>>();
-            let q = gen(n_tokens * shape.q_width());
-            let k: Vec<f16> = gen(rows * shape.kv_width()).into_iter().map(f16::from_f32).collect();
-            let v: Vec<f16> = gen(rows * shape.kv_width()).into_iter().map(f16::from_f32).collect();
+            let (q, k, v) = random_qkv(&mut rng, shape, start + n_tokens, n_tokens, 2.0);
             let kv = ContiguousRows { keys: &k, values: &v, width: shape.kv_width() };
             let run = |kernels: &Kernels| {
                 let mut out = vec![0f32; q.len()];

@@ -91,30 +91,18 @@ macro_rules! avx2_kernels {
             }
 
             /// Per lane, the exact dot of `N` code vectors (four unsigned codes of at most `MAX_CODE` a
-            /// lane) with `4N` activations at `a`. Without VNNI, vpmaddubsw's i16 pair sums (at most
-            /// 2 * MAX_CODE * 127 each) are added in i16 as long as that cannot overflow: eight at a time
-            /// for 4-bit codes (30480), two for 6-bit ones (32004), then widened by vpmaddwd.
+            /// lane) with `4N` activations at `a`.
             #[target_feature(enable = $features)]
             #[inline]
             unsafe fn dot<const N: usize, const MAX_CODE: i32>(codes: &[__m256i; N], a: *const i8) -> __m256i {
-                let mut sum = _mm256_setzero_si256();
-                if VNNI {
-                    for (j, c) in codes.iter().enumerate() {
-                        // SAFETY: the caller passes 4N readable activations at `a`.
-                        sum = _mm256_dpbusd_avx_epi32(sum, *c, unsafe { broadcast4(a.add(4 * j)) });
-                    }
-                    return sum;
+                if !VNNI {
+                    // SAFETY: the caller's contract.
+                    return unsafe { widened_pair_sums::<N, MAX_CODE>(codes, a, _mm256_set1_epi16(1)) };
                 }
-                let in_i16 = (i16::MAX as i32 / (2 * MAX_CODE * 127)).max(1) as usize;
-                let ones = _mm256_set1_epi16(1);
-                for (chunk, codes) in codes.chunks(in_i16).enumerate() {
-                    let mut pairs = _mm256_setzero_si256();
-                    for (j, c) in codes.iter().enumerate() {
-                        // SAFETY: as above.
-                        let a4 = unsafe { broadcast4(a.add(4 * (chunk * in_i16 + j))) };
-                        pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(*c, a4));
-                    }
-                    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, ones));
+                let mut sum = _mm256_setzero_si256();
+                for (j, c) in codes.iter().enumerate() {
+                    // SAFETY: the caller passes 4N readable activations at `a`.
+                    sum = _mm256_dpbusd_avx_epi32(sum, *c, unsafe { broadcast4(a.add(4 * j)) });
                 }
                 sum
             }
@@ -126,20 +114,32 @@ macro_rules! avx2_kernels {
             #[target_feature(enable = $features)]
             #[inline]
             unsafe fn scaled_dot<const N: usize, const MAX_CODE: i32>(codes: &[__m256i; N], a: *const i8, scale: __m256i, scale_pairs: __m256i) -> __m256i {
+                // SAFETY (both calls): the caller passes 4N readable activations at `a`.
                 if VNNI {
-                    // SAFETY: the caller passes 4N readable activations at `a`.
-                    return _mm256_mullo_epi32(unsafe { dot::<N, MAX_CODE>(codes, a) }, scale);
+                    _mm256_mullo_epi32(unsafe { dot::<N, MAX_CODE>(codes, a) }, scale)
+                } else {
+                    unsafe { widened_pair_sums::<N, MAX_CODE>(codes, a, scale_pairs) }
                 }
+            }
+
+            /// Without VNNI: vpmaddubsw's i16 pair sums of the codes (at most `MAX_CODE`) with 4N
+            /// activations at `a` (at most 2 * MAX_CODE * 127 each) are added in i16 as long as that
+            /// cannot overflow (eight at a time for 4-bit codes, 30480; two for 6-bit ones, 32004),
+            /// then widened by one vpmaddwd with `multipliers` (i16 ones, or a scale in both halves
+            /// of each lane) and summed in i32.
+            #[target_feature(enable = $features)]
+            #[inline]
+            unsafe fn widened_pair_sums<const N: usize, const MAX_CODE: i32>(codes: &[__m256i; N], a: *const i8, multipliers: __m256i) -> __m256i {
                 let in_i16 = (i16::MAX as i32 / (2 * MAX_CODE * 127)).max(1) as usize;
                 let mut sum = _mm256_setzero_si256();
                 for (chunk, codes) in codes.chunks(in_i16).enumerate() {
                     let mut pairs = _mm256_setzero_si256();
                     for (j, c) in codes.iter().enumerate() {
-                        // SAFETY: as above.
+                        // SAFETY: the caller passes 4N readable activations at `a`.
                         let a4 = unsafe { broadcast4(a.add(4 * (chunk * in_i16 + j))) };
                         pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(*c, a4));
                     }
-                    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, scale_pairs));
+                    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, multipliers));
                 }
                 sum
             }

@@ -205,6 +205,13 @@ pub(crate) mod portable {
         f32::from_bits(bits | sign)
     }
 
+    /// A bf16 (its bits) as f32, exactly as `half::bf16::to_f32` (a NaN comes out quiet).
+    #[inline(always)]
+    pub fn bf16_to_f32(bits: u16) -> f32 {
+        let bits = if bits & 0x7FFF > 0x7F80 { bits | 0x40 } else { bits };
+        f32::from_bits((bits as u32) << 16)
+    }
+
     #[inline(always)]
     pub fn axpy(out: &mut [f32], scale: f32, x: &[f32]) {
         for (o, v) in out.iter_mut().zip(x) {
@@ -346,10 +353,10 @@ mod tests {
         assert!(x[3] == 0.0 && x[2] > x[1]);
     }
 
-    /// The inline f16 conversion equals half's for every f16 value (NaNs stay NaN with their
-    /// sign and payload).
+    /// The inline f16 and bf16 conversions equal half's for every value (f16 NaNs stay NaN
+    /// with their sign and payload).
     #[test]
-    fn f16_conversion_is_exact_for_every_value() {
+    fn half_conversions_are_exact_for_every_value() {
         for bits in 0..=u16::MAX {
             let (got, want) = (portable::f16_to_f32(bits), half::f16::from_bits(bits).to_f32());
             if want.is_nan() {
@@ -358,6 +365,8 @@ mod tests {
             } else {
                 assert_eq!(got.to_bits(), want.to_bits(), "{bits:#06x}");
             }
+            let (got, want) = (portable::bf16_to_f32(bits), half::bf16::from_bits(bits).to_f32());
+            assert_eq!(got.to_bits(), want.to_bits(), "bf16 {bits:#06x}");
         }
     }
 

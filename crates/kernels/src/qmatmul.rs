@@ -4,7 +4,6 @@ use candle_core::quantized::k_quants::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8K, BlockQ8_0,
 };
 use candle_core::quantized::GgmlType;
-use half::{bf16, f16};
 use rayon::prelude::*;
 
 use crate::interleaved::{self, GROUP_ROWS};
@@ -89,17 +88,7 @@ impl<'a> QMatrix<'a> {
         }
         let bytes = &self.data[r * self.row_bytes()..(r + 1) * self.row_bytes()];
         match self.dtype {
-            QuantType::F32 => {
-                for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                }
-            }
-            QuantType::F16 => f16_to_f32_row(bytes, out),
-            QuantType::BF16 => {
-                for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                    *o = bf16::from_le_bytes([c[0], c[1]]).to_f32();
-                }
-            }
+            QuantType::F32 | QuantType::F16 | QuantType::BF16 => float_row(self.dtype, bytes, out),
             QuantType::Q4_1 => q4_1::dequantize_q4_1(cast_blocks(bytes), out),
             QuantType::Q4_0 => BlockQ4_0::to_float(cast_blocks(bytes), out),
             QuantType::Q5_0 => BlockQ5_0::to_float(cast_blocks(bytes), out),
@@ -120,18 +109,29 @@ impl<'a> QMatrix<'a> {
     }
 }
 
-/// Little-endian f16 values to f32 with half's vector conversion (F16C where the CPU has it,
-/// picked at run time): a call per value would cost more than the product it feeds.
-fn f16_to_f32_row(bytes: &[u8], out: &mut [f32]) {
-    use half::slice::HalfFloatSliceExt;
-    const PIECE: usize = 256;
-    let mut halves = [f16::ZERO; PIECE];
-    for (src, dst) in bytes.chunks(2 * PIECE).zip(out.chunks_mut(PIECE)) {
-        let part = &mut halves[..dst.len()];
-        for (h, c) in part.iter_mut().zip(src.chunks_exact(2)) {
-            *h = f16::from_le_bytes([c[0], c[1]]);
+/// A row of little-endian f32, f16 or bf16 values as f32 (exact), in plain per-value steps:
+/// inlined into the float path's body (`float_rows`), they vectorize with each path's
+/// instructions.
+#[inline(always)]
+fn float_row(dtype: QuantType, bytes: &[u8], out: &mut [f32]) {
+    use crate::ops::portable::{bf16_to_f32, f16_to_f32};
+    match dtype {
+        QuantType::F32 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
         }
-        part.convert_to_f32_slice(dst);
+        QuantType::F16 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = f16_to_f32(u16::from_le_bytes([c[0], c[1]]));
+            }
+        }
+        QuantType::BF16 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = bf16_to_f32(u16::from_le_bytes([c[0], c[1]]));
+            }
+        }
+        other => unreachable!("{other} is not a float type"),
     }
 }
 
@@ -318,28 +318,7 @@ pub(crate) fn float_rows(w: &QMatrix<'_>, x: &[f32], m: usize, rows: std::ops::R
     let row_bytes = w.row_bytes();
     for (i, r) in rows.enumerate() {
         let bytes = &w.data[r * row_bytes..(r + 1) * row_bytes];
-        match w.dtype {
-            // inline here, so the conversion is vectorized with this path's instructions
-            QuantType::BF16 => {
-                for (o, c) in scratch.row.iter_mut().zip(bytes.chunks_exact(2)) {
-                    let bits = u16::from_le_bytes([c[0], c[1]]);
-                    // as `bf16::to_f32`: a NaN comes out quiet
-                    let bits = if bits & 0x7FFF > 0x7F80 { bits | 0x40 } else { bits };
-                    *o = f32::from_bits((bits as u32) << 16);
-                }
-            }
-            QuantType::F16 => {
-                for (o, c) in scratch.row.iter_mut().zip(bytes.chunks_exact(2)) {
-                    *o = crate::ops::portable::f16_to_f32(u16::from_le_bytes([c[0], c[1]]));
-                }
-            }
-            QuantType::F32 => {
-                for (o, c) in scratch.row.iter_mut().zip(bytes.chunks_exact(4)) {
-                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                }
-            }
-            _ => w.dequantize_row(r, &mut scratch.row),
-        }
+        float_row(w.dtype, bytes, &mut scratch.row);
         for t in 0..m {
             scratch.out[t * GROUP_ROWS + i] = crate::ops::portable::dot(&scratch.row, &x[t * cols..(t + 1) * cols]);
         }
@@ -428,6 +407,7 @@ const SERIAL_WORK: usize = 1 << 16;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use half::{bf16, f16};
     use rand::{Rng, SeedableRng};
 
     /// Reference: dequantize every row and multiply in f64.
