@@ -1,0 +1,11 @@
+//! Tool calls in a model's reply: the forms models really write (Hermes `<tool_call>` tags, a
+//! `<tools>` wrapper, fenced JSON, a bare JSON object or array at the start), parsed
+//! incrementally so that streamed and whole answers split the same way. Pure code, no model.
+
+mod calls;
+mod lenient;
+mod reply;
+
+pub use calls::{calls_in_json, ToolCall};
+pub use lenient::{parse as parse_lenient_json, value_end};
+pub use reply::{parse_reply, ParsedReply, ReplyEvent, ReplyParser};
