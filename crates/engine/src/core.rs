@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use hearth_model::{BatchSpan, LogitsWanted, Model};
+use rayon::prelude::*;
 use hearth_tokenizer::Tokenizer;
 
 use crate::config::KvPlan;
@@ -119,13 +120,19 @@ impl EngineCore {
 
     fn sample_all(&mut self, plan: &StepPlan, logits: Vec<Vec<f32>>) {
         let running = self.sched.running_mut();
+        prepare_grammar_masks(running, plan, &logits);
         for (s, mut row) in plan.scheduled.iter().zip(logits) {
             let request = &mut running[s.index];
             if row.is_empty() || request.is_done() {
                 continue; // a prefill chunk that is not the last, or a client already gone
             }
-            let event = request.processor.on_logits(&self.tokenizer, &mut row);
-            request.emit_token(event, &self.metrics);
+            match request.processor.on_logits(&self.tokenizer, &mut row) {
+                Ok(event) => request.emit_token(event, &self.metrics),
+                Err(message) => {
+                    request.emit_error(message);
+                    request.disconnected = true;
+                }
+            }
         }
     }
 
@@ -152,5 +159,26 @@ impl EngineCore {
         let stats = self.pool.stats();
         m.prefix_queries.store(stats.prefix_queries, Relaxed);
         m.prefix_hits.store(stats.prefix_hits, Relaxed);
+    }
+}
+
+/// Computes the grammar masks of this step's constrained requests, in parallel when there are
+/// several (the cores are idle between forward passes).
+fn prepare_grammar_masks(running: &mut [Request], plan: &StepPlan, logits: &[Vec<f32>]) {
+    let mut sampling = vec![false; running.len()];
+    for (s, row) in plan.scheduled.iter().zip(logits) {
+        sampling[s.index] = !row.is_empty();
+    }
+    let constrained =
+        running.iter().zip(&sampling).filter(|(r, &sampled)| sampled && r.processor.is_constrained()).count();
+    let prepare = |(request, &sampled): (&mut Request, &bool)| {
+        if sampled && !request.is_done() {
+            request.processor.prepare_mask();
+        }
+    };
+    match constrained {
+        0 => {}
+        1 => running.iter_mut().zip(&sampling).for_each(prepare),
+        _ => running.par_iter_mut().zip(&sampling).for_each(prepare),
     }
 }

@@ -3,6 +3,7 @@
 
 use hearth_tokenizer::{IncrementalDecoder, StopCheck, StopStrings, Tokenizer};
 
+use crate::constrain::TokenConstraint;
 use crate::generate::{FinishReason, StopConditions, TokenEvent};
 use crate::sample::{Sampler, SamplingParams};
 
@@ -18,6 +19,8 @@ pub struct TokenProcessor {
     generated: Vec<u32>,
     text: String,
     finish: Option<FinishReason>,
+    /// The grammar the output must follow, if any.
+    constraint: Option<TokenConstraint>,
 }
 
 impl TokenProcessor {
@@ -33,17 +36,53 @@ impl TokenProcessor {
             generated: Vec::new(),
             text: String::new(),
             finish: if max_new == 0 { Some(FinishReason::Length) } else { None },
+            constraint: None,
         }
     }
 
+    /// Makes the output follow a grammar.
+    pub fn with_constraint(mut self, constraint: Option<TokenConstraint>) -> Self {
+        self.constraint = constraint;
+        self
+    }
+
+    /// Whether the next token needs a grammar mask.
+    pub fn is_constrained(&self) -> bool {
+        self.constraint.is_some()
+    }
+
+    /// Computes the grammar mask for the next token ahead of `on_logits` (several requests
+    /// may do this in parallel).
+    pub fn prepare_mask(&mut self) {
+        if let Some(constraint) = &mut self.constraint {
+            constraint.prepare();
+        }
+    }
+
+    /// The grammar state, for its timings.
+    pub fn constraint(&self) -> Option<&TokenConstraint> {
+        self.constraint.as_ref()
+    }
+
     /// Samples the next token from `logits`; the event's text is what became final with it
-    /// (with the end of generation, everything still held back).
-    pub fn on_logits(&mut self, tokenizer: &Tokenizer, logits: &mut [f32]) -> TokenEvent {
+    /// (with the end of generation, everything still held back). An error when the grammar
+    /// allows no token.
+    pub fn on_logits(&mut self, tokenizer: &Tokenizer, logits: &mut [f32]) -> Result<TokenEvent, String> {
         debug_assert!(self.finish.is_none(), "request already finished");
+        if let Some(constraint) = &mut self.constraint {
+            constraint.mask_logits(logits)?;
+        }
         let sampled = self.sampler.sample(logits);
         let token = sampled.token;
         self.generated.push(token);
-        let is_end = !self.ignore_eos && self.generated.len() > self.min_tokens && self.end_ids.contains(&token);
+        let mut is_end = !self.ignore_eos && self.generated.len() > self.min_tokens && self.end_ids.contains(&token);
+        if let Some(constraint) = &mut self.constraint {
+            // the grammar allowed an end token only where the output is complete
+            is_end |= self.end_ids.contains(&token);
+            if !is_end {
+                constraint.commit(token)?;
+            }
+        }
         let mut delta = if is_end {
             self.finish = Some(FinishReason::Stop);
             self.stops.flush()
@@ -60,8 +99,12 @@ impl TokenProcessor {
             delta.push_str(&self.flush_rest(tokenizer));
             self.finish = Some(FinishReason::Length);
         }
+        if self.finish.is_none() && self.constraint.as_ref().is_some_and(TokenConstraint::is_finished) {
+            delta.push_str(&self.flush_rest(tokenizer));
+            self.finish = Some(FinishReason::Stop);
+        }
         self.text.push_str(&delta);
-        TokenEvent { sampled, text: delta, finish: self.finish }
+        Ok(TokenEvent { sampled, text: delta, finish: self.finish })
     }
 
     /// Ends the request early (aborted); returns the text still held back.

@@ -84,6 +84,8 @@ pub enum GenerateError {
     InvalidParams(String),
     #[error("the engine has stopped")]
     EngineStopped,
+    #[error("{0}")]
+    Constraint(String),
     #[error(transparent)]
     Model(#[from] ModelError),
 }
@@ -110,7 +112,7 @@ pub fn generate(
     let prefill_time = started.elapsed();
     let decode_start = Instant::now();
     while processor.finish_reason().is_none() {
-        let event = processor.on_logits(tokenizer, &mut logits);
+        let event = processor.on_logits(tokenizer, &mut logits).map_err(GenerateError::Constraint)?;
         let token = event.sampled.token;
         if on_token(&event).is_break() && processor.finish_reason().is_none() {
             processor.abort(tokenizer);

@@ -131,7 +131,8 @@ impl EngineHandle {
         }
         let max_new = budget(request.prompt.len(), request.stop.max_tokens, self.info.plan.max_model_len)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let processor = TokenProcessor::new(&self.tokenizer, &request.prompt, request.sampling, &request.stop, max_new);
+        let processor = TokenProcessor::new(&self.tokenizer, &request.prompt, request.sampling, &request.stop, max_new)
+            .with_constraint(request.constraint);
         let (events_tx, events_rx) = unbounded_channel();
         let commands = self.commands.lock().expect("engine command lock").clone();
         let internal = Request::new(id, processor, request.prompt, events_tx);

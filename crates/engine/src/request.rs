@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::constrain::TokenConstraint;
 use crate::decode::TokenProcessor;
 use crate::generate::{FinishReason, StopConditions, TokenEvent};
 use crate::metrics::EngineMetrics;
@@ -12,11 +13,13 @@ use crate::sample::SamplingParams;
 use crate::sched::{Schedulable, SeqState};
 
 /// What a client asks the engine for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct EngineRequest {
     pub prompt: Vec<u32>,
     pub sampling: SamplingParams,
     pub stop: StopConditions,
+    /// A compiled grammar the output must follow.
+    pub constraint: Option<TokenConstraint>,
 }
 
 /// How a request ended, with its token counts (OpenAI usage).

@@ -25,6 +25,7 @@ fn greedy(prompt: Vec<u32>, max_tokens: usize) -> EngineRequest {
         prompt,
         sampling: SamplingParams::greedy(),
         stop: StopConditions { max_tokens: Some(max_tokens), ..Default::default() },
+        constraint: None,
     }
 }
 

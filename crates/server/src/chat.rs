@@ -1,4 +1,5 @@
-//! `POST /v1/chat/completions`.
+//! `POST /v1/chat/completions`: messages through the chat template, tools and structured
+//! outputs planned, and the reply returned with its calls parsed out.
 
 use std::sync::Arc;
 
@@ -7,21 +8,21 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use hearth_engine::{FinishReason, TokenEvent};
-use hearth_protocol::{
-    ChatChoice, ChatChunkChoice, ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatDelta,
-    ChatMessageIn, ChatMessageOut, MessageContent, Usage,
-};
-use hearth_tokenizer::{ChatInputs, Tokenizer};
+use hearth_protocol::{ChatChoice, ChatCompletionRequest, ChatCompletionResponse, ChatMessageIn, ChatMessageOut, MessageContent};
+use hearth_tokenizer::ChatInputs;
+use hearth_tools::parse_reply;
 use serde::Serialize;
 
 use crate::access_log::RequestLog;
 use crate::body::parse_body;
+use crate::chat_stream::{finish_reason, CallCounter, ChatShape};
 use crate::error::ApiError;
 use crate::generation;
 use crate::params::{self, MAX_TOP_LOGPROBS};
 use crate::state::{AppState, ServedModel};
-use crate::stream::{sse_response, ChunkShape};
+use crate::stream::sse_response;
+use crate::structured;
+use crate::tool_plan::{template_tool_calls, ToolChoice, ToolPlan};
 use crate::{logprobs, unix_now, warn_unknown_fields};
 
 pub async fn chat_completions(
@@ -33,8 +34,10 @@ pub async fn chat_completions(
     let model_name = state.resolve_model_name(request.model.as_deref())?;
     let model = state.ready_model()?;
     warn_unknown_fields(&request.unknown);
-    check_unsupported(&request)?;
-    let prompt = render_chat(&model, &request.messages, request.tools.as_ref(), true)?;
+    let tools = ToolPlan::from_request(request.tools.as_ref(), request.tool_choice.as_ref(), request.parallel_tool_calls)?;
+    // with tool_choice "none" the model is not shown the tools, so it answers in text
+    let template_tools = if tools.choice == ToolChoice::None { None } else { request.tools.as_ref() };
+    let prompt = render_chat(&model, &request.messages, template_tools, true)?;
     let logprobs = match (request.logprobs.unwrap_or(false), request.top_logprobs) {
         (_, Some(n)) if n > MAX_TOP_LOGPROBS => {
             return Err(ApiError::bad_request(format!("top_logprobs must be at most {MAX_TOP_LOGPROBS}"), Some("top_logprobs")))
@@ -45,28 +48,34 @@ pub async fn chat_completions(
     };
     let max_tokens = request.max_completion_tokens.or(request.max_tokens);
     let plan = params::plan(request.sampling, max_tokens, logprobs, &model.defaults)?;
+    let constraints = structured::constraints(&model, request.response_format.as_ref(), &tools, plan.n)?;
     let guard = state.admit(&model, plan.n)?;
-    let submitted = generation::submit(&model, vec![prompt], &plan, guard, "messages")?;
-    let shape = ChatShape {
-        id: format!("chatcmpl-{}", crate::random_id()),
-        created: unix_now(),
-        model: model_name,
-        tokenizer: model.tokenizer().clone(),
-        logprobs: logprobs.is_some(),
-        include_usage: plan.include_usage,
-    };
+    let submitted = generation::submit(&model, vec![prompt], &plan, guard, "messages", constraints)?;
+    let callable = if tools.parses_calls() { tools.callable_names() } else { Vec::new() };
+    let shape = ChatShape::new(
+        format!("chatcmpl-{}", crate::random_id()),
+        unix_now(),
+        model_name,
+        model.tokenizer().clone(),
+        logprobs.is_some(),
+        plan.include_usage,
+    );
     if plan.stream {
+        let shape = shape.parse_calls(submitted.num_choices(), callable, !tools.parallel);
         return Ok(sse_response(submitted, shape, plan.include_usage, log));
     }
     let (results, usage) = generation::collect(submitted, &log).await?;
     let choices = results
         .iter()
         .enumerate()
-        .map(|(index, r)| ChatChoice {
-            index: index as u32,
-            message: ChatMessageOut { role: "assistant".into(), content: Some(r.text.clone()) },
-            logprobs: shape.logprobs.then(|| logprobs::chat(&shape.tokenizer, &r.tokens)),
-            finish_reason: r.finish_reason().map(str::to_string),
+        .map(|(index, r)| {
+            let (message, made_calls) = assistant_message(&r.text, &callable, !tools.parallel);
+            ChatChoice {
+                index: index as u32,
+                message,
+                logprobs: shape.logprobs.then(|| logprobs::chat(&shape.tokenizer, &r.tokens)),
+                finish_reason: r.finish.as_ref().map(|f| finish_reason(f.reason, made_calls)),
+            }
         })
         .collect();
     let response = ChatCompletionResponse {
@@ -81,25 +90,17 @@ pub async fn chat_completions(
     Ok(Json(response).into_response())
 }
 
-/// Parameters hearth cannot honour are refused rather than ignored.
-fn check_unsupported(request: &ChatCompletionRequest) -> Result<(), ApiError> {
-    if let Some(format) = &request.response_format {
-        if format.get("type").and_then(|t| t.as_str()) != Some("text") {
-            return Err(ApiError::bad_request(
-                "response_format other than {\"type\": \"text\"} is not supported yet",
-                Some("response_format"),
-            ));
-        }
+/// The reply as a message: calls parsed out when `callable` is not empty. Also says whether
+/// calls were made.
+fn assistant_message(text: &str, callable: &[String], single: bool) -> (ChatMessageOut, bool) {
+    if callable.is_empty() {
+        return (ChatMessageOut { role: "assistant".into(), content: Some(text.to_string()), tool_calls: Vec::new() }, false);
     }
-    if let Some(choice) = &request.tool_choice {
-        if !matches!(choice.as_str(), Some("none") | Some("auto")) {
-            return Err(ApiError::bad_request(
-                "tool_choice must be \"auto\" or \"none\": forcing a tool call is not supported yet",
-                Some("tool_choice"),
-            ));
-        }
-    }
-    Ok(())
+    let reply = parse_reply(text, callable);
+    let mut counter = CallCounter::new(single);
+    let tool_calls: Vec<_> = reply.calls.into_iter().filter_map(|c| counter.accept(c).map(|(_, wire)| wire)).collect();
+    let made_calls = counter.made_calls();
+    (ChatMessageOut { role: "assistant".into(), content: reply.content, tool_calls }, made_calls)
 }
 
 /// A message as chat templates expect it: content as one string.
@@ -110,7 +111,7 @@ struct TemplateMessage<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tool_calls: Option<&'a Vec<serde_json::Value>>,
+    tool_calls: Option<Vec<serde_json::Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_call_id: Option<&'a str>,
 }
@@ -140,7 +141,7 @@ fn template_message(index: usize, message: &ChatMessageIn) -> Result<TemplateMes
         role,
         content,
         name: message.name.as_deref(),
-        tool_calls: message.tool_calls.as_ref(),
+        tool_calls: message.tool_calls.as_ref().map(|calls| template_tool_calls(index, calls)).transpose()?,
         tool_call_id: message.tool_call_id.as_deref(),
     })
 }
@@ -178,62 +179,4 @@ pub fn render_chat(
     let inputs = ChatInputs { messages: &converted, tools, add_generation_prompt };
     let text = template.render(&inputs).map_err(|e| ApiError::bad_request(e.to_string(), Some("messages")))?;
     model.tokenizer().encode(&text).map_err(|e| ApiError::internal(e.to_string()))
-}
-
-/// Chat chunk shapes for one request.
-struct ChatShape {
-    id: String,
-    created: u64,
-    model: String,
-    tokenizer: Arc<Tokenizer>,
-    logprobs: bool,
-    include_usage: bool,
-}
-
-impl ChatShape {
-    fn chunk(&self, choices: Vec<ChatChunkChoice>, usage: Option<Usage>) -> String {
-        let chunk = ChatCompletionChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices,
-            usage: self.include_usage.then_some(usage),
-        };
-        serde_json::to_string(&chunk).unwrap_or_default()
-    }
-}
-
-impl ChunkShape for ChatShape {
-    fn opening(&self, index: u32) -> Option<String> {
-        let delta = ChatDelta { role: Some("assistant".into()), content: Some(String::new()) };
-        Some(self.chunk(vec![ChatChunkChoice { index, delta, logprobs: None, finish_reason: None }], None))
-    }
-
-    fn token(&self, index: u32, event: &TokenEvent) -> Option<String> {
-        if event.text.is_empty() && !self.logprobs && event.finish.is_none() {
-            return None;
-        }
-        let choice = ChatChunkChoice {
-            index,
-            delta: ChatDelta { role: None, content: Some(event.text.clone()) },
-            logprobs: self.logprobs.then(|| logprobs::chat(&self.tokenizer, std::slice::from_ref(&event.sampled))),
-            finish_reason: event.finish.map(|r| r.as_str().to_string()),
-        };
-        Some(self.chunk(vec![choice], None))
-    }
-
-    fn closing(&self, index: u32, reason: FinishReason) -> String {
-        let choice = ChatChunkChoice {
-            index,
-            delta: ChatDelta::default(),
-            logprobs: None,
-            finish_reason: Some(reason.as_str().to_string()),
-        };
-        self.chunk(vec![choice], None)
-    }
-
-    fn usage(&self, usage: Usage) -> String {
-        self.chunk(Vec::new(), Some(usage))
-    }
 }

@@ -58,7 +58,7 @@ pub async fn completions(
     };
     let plan = params::plan(request.sampling, Some(request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)), logprobs, &model.defaults)?;
     let guard = state.admit(&model, prompts.len() * plan.n)?;
-    let submitted = generation::submit(&model, prompts, &plan, guard, "prompt")?;
+    let submitted = generation::submit(&model, prompts, &plan, guard, "prompt", Vec::new())?;
     let shape = CompletionShape {
         id: format!("cmpl-{}", crate::random_id()),
         created: unix_now(),
@@ -156,19 +156,19 @@ impl ChunkShape for CompletionShape {
         (!echo.is_empty()).then(|| self.chunk(vec![self.choice(index, echo.to_string(), None)], None))
     }
 
-    fn token(&self, index: u32, event: &TokenEvent) -> Option<String> {
+    fn token(&mut self, index: u32, event: &TokenEvent) -> Vec<String> {
         if event.text.is_empty() && !self.logprobs && event.finish.is_none() {
-            return None;
+            return Vec::new();
         }
         let mut choice = self.choice(index, event.text.clone(), event.finish);
         if self.logprobs {
             choice.logprobs = Some(logprobs::completion(&self.tokenizer, std::slice::from_ref(&event.sampled), 0));
         }
-        Some(self.chunk(vec![choice], None))
+        vec![self.chunk(vec![choice], None)]
     }
 
-    fn closing(&self, index: u32, reason: FinishReason) -> String {
-        self.chunk(vec![self.choice(index, String::new(), Some(reason))], None)
+    fn closing(&mut self, index: u32, reason: FinishReason) -> Vec<String> {
+        vec![self.chunk(vec![self.choice(index, String::new(), Some(reason))], None)]
     }
 
     fn usage(&self, usage: Usage) -> String {

@@ -67,6 +67,7 @@ impl ApiError {
             GenerateError::InvalidParams(message) => Self::bad_request(message, None),
             GenerateError::EngineStopped => Self::unavailable("The engine has stopped.", 5),
             GenerateError::Model(e) => Self::internal(e.to_string()),
+            GenerateError::Constraint(message) => Self::internal(message),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! collection into finished choices for non-streaming answers.
 
 use futures_util::stream::{self, BoxStream, StreamExt};
-use hearth_engine::{EngineEvent, EngineRequest, FinishReason, Finished, RequestStream, Sampled};
+use hearth_engine::{EngineEvent, EngineRequest, FinishReason, Finished, RequestStream, Sampled, TokenConstraint};
 use hearth_protocol::Usage;
 
 use crate::access_log::RequestLog;
@@ -23,19 +23,26 @@ pub struct Submitted {
     guard: AdmissionGuard,
 }
 
-/// Submits every (prompt, choice) pair; choice index = prompt index * n + choice.
+/// Submits every (prompt, choice) pair; choice index = prompt index * n + choice. The
+/// constraints go to the choices in that order (none when the list is shorter).
 pub fn submit(
     model: &ServedModel,
     prompts: Vec<Vec<u32>>,
     plan: &GenerationPlan,
     guard: AdmissionGuard,
     prompt_param: &str,
+    constraints: Vec<Option<TokenConstraint>>,
 ) -> Result<Submitted, ApiError> {
     let mut streams = Vec::with_capacity(prompts.len() * plan.n);
+    let mut constraints = constraints.into_iter();
     for prompt in prompts {
         for choice in 0..plan.n {
-            let request =
-                EngineRequest { prompt: prompt.clone(), sampling: plan.sampling_for(choice), stop: plan.stop.clone() };
+            let request = EngineRequest {
+                prompt: prompt.clone(),
+                sampling: plan.sampling_for(choice),
+                stop: plan.stop.clone(),
+                constraint: constraints.next().flatten(),
+            };
             let stream = model.engine.submit(request).map_err(|e| ApiError::from_generate(e, prompt_param))?;
             streams.push(stream);
         }

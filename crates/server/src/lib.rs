@@ -4,6 +4,7 @@
 mod access_log;
 mod body;
 mod chat;
+mod chat_stream;
 mod completions;
 mod error;
 mod generation;
@@ -13,6 +14,8 @@ pub mod metrics;
 mod params;
 mod state;
 mod stream;
+mod structured;
+mod tool_plan;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use hearth_engine::{EngineConfig, EngineHandle, GenerationDefaults, ModelBundle};
+use hearth_engine::{EngineConfig, EngineHandle, GenerationDefaults, GrammarCompiler, ModelBundle};
 use hearth_tokenizer::{ChatTemplate, Tokenizer};
 
 use crate::error::ApiError;
@@ -45,13 +45,27 @@ pub struct ServedModel {
     pub engine: EngineHandle,
     pub template: Option<ChatTemplate>,
     pub defaults: GenerationDefaults,
+    /// The grammar engine over this model's vocabulary, built on first use.
+    grammar: OnceLock<Result<GrammarCompiler, String>>,
 }
 
 impl ServedModel {
     /// Starts the engine for `bundle`; `template` replaces the model's chat template.
     pub fn start(bundle: ModelBundle, config: &EngineConfig, template: Option<ChatTemplate>) -> Result<Self, String> {
         let engine = EngineHandle::spawn(&bundle, config).map_err(|e| e.to_string())?;
-        Ok(ServedModel { engine, template: template.or(bundle.template), defaults: bundle.generation_defaults })
+        let template = template.or(bundle.template);
+        Ok(ServedModel { engine, template, defaults: bundle.generation_defaults, grammar: OnceLock::new() })
+    }
+
+    /// The grammar compiler (the token trie is built the first time a request needs it).
+    pub fn grammar_compiler(&self) -> Result<&GrammarCompiler, ApiError> {
+        let built = self.grammar.get_or_init(|| {
+            let started = std::time::Instant::now();
+            let compiler = GrammarCompiler::new(self.tokenizer(), self.engine.info().vocab_size).map_err(|e| e.to_string());
+            tracing::info!("grammar engine ready for {} tokens in {:.0?}", self.engine.info().vocab_size, started.elapsed());
+            compiler
+        });
+        built.as_ref().map_err(|e| ApiError::internal(e.clone()))
     }
 
     pub fn tokenizer(&self) -> &Arc<Tokenizer> {

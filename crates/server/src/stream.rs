@@ -18,10 +18,10 @@ use crate::generation::{usage, ChoiceEvent, Submitted};
 pub trait ChunkShape: Send + Sync + 'static {
     /// Sent for each choice before its tokens (chat: the role); None to send nothing.
     fn opening(&self, index: u32) -> Option<String>;
-    /// The chunk for a token; None when it carries nothing worth sending.
-    fn token(&self, index: u32, event: &TokenEvent) -> Option<String>;
-    /// The finish chunk of a choice whose last token did not carry the reason.
-    fn closing(&self, index: u32, reason: FinishReason) -> String;
+    /// The chunks for a token; none when it carries nothing worth sending.
+    fn token(&mut self, index: u32, event: &TokenEvent) -> Vec<String>;
+    /// The finish chunks of a choice whose last token did not carry the reason.
+    fn closing(&mut self, index: u32, reason: FinishReason) -> Vec<String>;
     /// The final chunk with no choices and the request's usage.
     fn usage(&self, usage: Usage) -> String;
 }
@@ -52,9 +52,9 @@ async fn send(tx: &mpsc::Sender<Bytes>, json: &str) -> Result<(), Disconnected> 
     tx.send(event(json)).await.map_err(|_| Disconnected)
 }
 
-async fn drive(submitted: Submitted, shape: impl ChunkShape, include_usage: bool, tx: mpsc::Sender<Bytes>, log: Arc<RequestLog>) {
+async fn drive(submitted: Submitted, mut shape: impl ChunkShape, include_usage: bool, tx: mpsc::Sender<Bytes>, log: Arc<RequestLog>) {
     let n = submitted.n;
-    match forward_events(submitted, &shape, &tx).await {
+    match forward_events(submitted, &mut shape, &tx).await {
         Ok(Ok(finished)) => {
             let usage = usage(&finished.iter().map(Option::as_ref).collect::<Vec<_>>(), n);
             log.record_usage(&usage);
@@ -78,7 +78,7 @@ async fn drive(submitted: Submitted, shape: impl ChunkShape, include_usage: bool
 /// Sends every choice's chunks; returns their final events or the first engine error.
 async fn forward_events(
     submitted: Submitted,
-    shape: &impl ChunkShape,
+    shape: &mut impl ChunkShape,
     tx: &mpsc::Sender<Bytes>,
 ) -> Result<Result<Vec<Option<Finished>>, String>, Disconnected> {
     let count = submitted.num_choices();
@@ -94,17 +94,20 @@ async fn forward_events(
         let i = index as usize;
         match event {
             EngineEvent::Token(token) => {
-                if let Some(chunk) = shape.token(index, &token) {
-                    send(tx, &chunk).await?;
-                    closed[i] |= token.finish.is_some();
+                let chunks = shape.token(index, &token);
+                for chunk in &chunks {
+                    send(tx, chunk).await?;
                 }
+                closed[i] |= token.finish.is_some() && !chunks.is_empty();
             }
             EngineEvent::Finished(f) if f.reason == FinishReason::Abort => {
                 return Ok(Err(crate::generation::cancelled().body.error.message));
             }
             EngineEvent::Finished(f) => {
                 if !closed[i] {
-                    send(tx, &shape.closing(index, f.reason)).await?;
+                    for chunk in shape.closing(index, f.reason) {
+                        send(tx, &chunk).await?;
+                    }
                     closed[i] = true;
                 }
                 finished[i] = Some(f);

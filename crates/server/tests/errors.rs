@@ -33,7 +33,17 @@ async fn bad_requests_get_400_naming_the_problem() {
         (json!({"messages": []}), "messages"),
         (json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}), "messages[0].content[0]"),
         (json!({"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2}), "top_logprobs"),
-        (json!({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}}), "response_format"),
+        (json!({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "xml"}}), "response_format"),
+        (
+            json!({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"$ref": "#/missing"}}}}),
+            "response_format",
+        ),
+        (json!({"messages": [{"role": "user", "content": "hi"}], "tool_choice": "required"}), "tool_choice"),
+        (
+            json!({"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": {"type": "function", "function": {"name": "g"}}}),
+            "tool_choice",
+        ),
+        (json!({"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "browser"}]}), "tools[0].type"),
         (json!({"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"abc": 1}}), "logit_bias"),
         (json!({"messages": [{"role": "user", "content": "hi"}], "stop": ""}), "stop"),
     ];

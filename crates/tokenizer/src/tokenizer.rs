@@ -117,6 +117,19 @@ impl Tokenizer {
         Some(text.chars().map(|c| crate::bytelevel::char_to_byte(c).unwrap_or(b'?')).collect())
     }
 
+    /// Every id below `size` as a grammar engine sees it: its bytes, and whether it is a
+    /// special (control) token that text can never spell. Ids the tokenizer lacks have no bytes.
+    pub fn vocabulary(&self, size: usize) -> Vec<(Vec<u8>, bool)> {
+        let added = self.inner.get_added_tokens_decoder();
+        (0..size as u32)
+            .map(|id| match (self.inner.id_to_token(id), added.get(&id)) {
+                (None, _) => (Vec::new(), false),
+                (Some(text), Some(token)) => (text.into_bytes(), token.special),
+                (Some(text), None) => (text.chars().map(|c| crate::bytelevel::char_to_byte(c).unwrap_or(b'?')).collect(), false),
+            })
+            .collect()
+    }
+
     /// Whether plain prompts start with BOS.
     pub fn adds_bos(&self) -> bool {
         self.add_bos

@@ -1,0 +1,142 @@
+//! Structured outputs: `response_format` (JSON object or JSON Schema) and forced tool calls
+//! (`tool_choice` "required" or a named function) as one llguidance grammar per request, in
+//! the call syntax the model's chat template teaches.
+
+use hearth_engine::{Grammar, TokenConstraint};
+use hearth_tokenizer::ChatTemplate;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::state::ServedModel;
+use crate::tool_plan::{OfferedTool, ToolPlan};
+
+/// How the model writes a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallSyntax {
+    /// `<tool_call>\n{"name": ..., "arguments": ...}\n</tool_call>` (Hermes; Qwen's template).
+    HermesTags,
+    /// A bare JSON object (or a list of them).
+    BareJson,
+}
+
+impl CallSyntax {
+    pub fn of(template: Option<&ChatTemplate>) -> Self {
+        match template.is_some_and(|t| t.source().contains("<tool_call>")) {
+            true => CallSyntax::HermesTags,
+            false => CallSyntax::BareJson,
+        }
+    }
+}
+
+/// One JSON layout for everything hearth forces: `{"a": 1, "b": [2, 3]}` on one line. Fixed
+/// separators also stop a model from padding its output with endless whitespace.
+fn with_layout(mut schema: Value) -> Value {
+    if let Value::Object(o) = &mut schema {
+        let layout = json!({"whitespace_flexible": false, "key_separator": ": ", "item_separator": ", "});
+        o.entry("x-guidance").or_insert(layout);
+    }
+    schema
+}
+
+/// The grammar `response_format` asks for; None for plain text.
+pub fn response_format_grammar(format: Option<&Value>) -> Result<Option<Grammar>, ApiError> {
+    let Some(format) = format else { return Ok(None) };
+    let param = Some("response_format");
+    match format.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(Grammar::JsonSchema(with_layout(json!({"type": "object"}))))),
+        Some("json_schema") => {
+            let spec = format.get("json_schema").and_then(Value::as_object).ok_or_else(|| {
+                ApiError::bad_request("response_format json_schema needs a `json_schema` object", Some("response_format.json_schema"))
+            })?;
+            match spec.get("schema") {
+                Some(schema @ Value::Object(_)) => Ok(Some(Grammar::JsonSchema(with_layout(schema.clone())))),
+                Some(Value::Bool(true)) | None => Ok(Some(Grammar::JsonSchema(with_layout(json!({}))))),
+                Some(_) => Err(ApiError::bad_request(
+                    "json_schema.schema must be a JSON Schema object",
+                    Some("response_format.json_schema.schema"),
+                )),
+            }
+        }
+        _ => Err(ApiError::bad_request(
+            "response_format type must be \"text\", \"json_object\" or \"json_schema\"",
+            param,
+        )),
+    }
+}
+
+/// The grammar of a reply that must consist of calls: one call when `parallel_tool_calls` is
+/// false, else one or more. Arguments follow each tool's schema, or any object when
+/// `schemas` is false.
+pub fn forced_calls_grammar(plan: &ToolPlan, syntax: CallSyntax, schemas: bool) -> Grammar {
+    let variants: Vec<Value> = plan.callable().into_iter().map(|tool| call_schema(tool, schemas)).collect();
+    let call = match variants.len() {
+        1 => variants.into_iter().next().unwrap_or_default(),
+        _ => json!({"anyOf": variants}),
+    };
+    match syntax {
+        CallSyntax::HermesTags => {
+            let call = with_layout(call);
+            let repeat = if plan.parallel { " (\"\\n\" call)*" } else { "" };
+            Grammar::Lark(format!("start: call{repeat}\ncall: \"<tool_call>\\n\" %json {call} \"\\n</tool_call>\"\n"))
+        }
+        CallSyntax::BareJson if plan.parallel => {
+            Grammar::JsonSchema(with_layout(json!({"type": "array", "items": call, "minItems": 1})))
+        }
+        CallSyntax::BareJson => Grammar::JsonSchema(with_layout(call)),
+    }
+}
+
+fn call_schema(tool: &OfferedTool, schemas: bool) -> Value {
+    let arguments = if schemas { tool.parameters.clone() } else { json!({"type": "object"}) };
+    json!({
+        "type": "object",
+        "properties": {"name": {"const": tool.name}, "arguments": arguments},
+        "required": ["name", "arguments"],
+        "additionalProperties": false,
+    })
+}
+
+/// Compiles the request's grammar once per choice. A tool schema llguidance cannot compile
+/// falls back to "any object" unless a tool is strict; every other failure is a 400 that
+/// names the construct.
+pub fn constraints(
+    model: &ServedModel,
+    format: Option<&Value>,
+    plan: &ToolPlan,
+    count: usize,
+) -> Result<Vec<Option<TokenConstraint>>, ApiError> {
+    let format_grammar = response_format_grammar(format)?;
+    if plan.forces_call() && format_grammar.is_some() {
+        return Err(ApiError::bad_request(
+            "A JSON response_format cannot be combined with a tool_choice that forces a call",
+            Some("response_format"),
+        ));
+    }
+    let syntax = CallSyntax::of(model.template.as_ref());
+    let (grammar, param) = match format_grammar {
+        Some(grammar) => (grammar, "response_format"),
+        None if plan.forces_call() => (forced_calls_grammar(plan, syntax, true), "tools"),
+        None => return Ok((0..count).map(|_| None).collect()),
+    };
+    let compiler = model.grammar_compiler()?;
+    let compile = |grammar: &Grammar| compiler.compile(grammar);
+    let first = match compile(&grammar) {
+        Ok(c) => c,
+        Err(_) if param == "tools" && !plan.tools.iter().any(|t| t.strict) => {
+            let loose = forced_calls_grammar(plan, syntax, false);
+            return (0..count).map(|_| compile(&loose).map(Some).map_err(|e| refused(param, e))).collect();
+        }
+        Err(e) => return Err(refused(param, e)),
+    };
+    let mut out = vec![Some(first)];
+    for _ in 1..count {
+        out.push(Some(compile(&grammar).map_err(|e| refused(param, e))?));
+    }
+    Ok(out)
+}
+
+fn refused(param: &str, error: hearth_engine::GrammarError) -> ApiError {
+    let text = format!("The {param} schema cannot be used for constrained decoding: {error}");
+    ApiError::bad_request(text, Some(param))
+}
