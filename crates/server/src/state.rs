@@ -110,9 +110,18 @@ impl AppState {
         }
     }
 
-    /// Makes the model available; false if one was already set.
+    /// Makes the model available; false if one was already set. The grammar engine is built
+    /// in the background, so the first structured request does not wait for it.
     pub fn set_model(&self, model: ServedModel) -> bool {
-        self.model.set(Arc::new(model)).is_ok()
+        let model = Arc::new(model);
+        let warm = model.clone();
+        let set = self.model.set(model).is_ok();
+        if set {
+            let _ = std::thread::Builder::new().name("hearth-grammar".into()).spawn(move || {
+                let _ = warm.grammar_compiler();
+            });
+        }
+        set
     }
 
     pub fn model(&self) -> Option<&Arc<ServedModel>> {

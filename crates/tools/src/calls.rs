@@ -15,11 +15,25 @@ pub struct ToolCall {
 /// The calls in `text` when it is JSON (repairs accepted) holding one call or a list of
 /// calls, every one naming a function in `offered`; None otherwise.
 pub fn calls_in_json(text: &str, offered: &[String]) -> Option<Vec<ToolCall>> {
+    if let Some(inner) = inside_doubled_braces(text) {
+        return calls_in_json(inner, offered);
+    }
     match lenient::parse(text)? {
         Value::Array(items) if !items.is_empty() => items.iter().map(|item| one_call(item, offered)).collect(),
         Value::Object(object) => Some(vec![call_of(&object, offered)?]),
         _ => None,
     }
+}
+
+/// `{{"name": ..., "arguments": {...}}}`: Qwen2.5's template shows the call format with
+/// doubled braces, and its models copy them (the outer closing brace is sometimes missing).
+fn inside_doubled_braces(text: &str) -> Option<&str> {
+    let inner = text.trim().strip_prefix('{')?;
+    if !inner.starts_with('{') {
+        return None;
+    }
+    let end = lenient::value_end(inner).unwrap_or(inner.len());
+    matches!(inner[end..].trim(), "" | "}").then_some(&inner[..end])
 }
 
 fn one_call(item: &Value, offered: &[String]) -> Option<ToolCall> {
@@ -62,6 +76,8 @@ mod tests {
             r#"{"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}"#,
             r#"[{"name": "get_weather", "arguments": {"city": "Paris"}}]"#,
             r#"{'name': 'get_weather', 'arguments': {'city': 'Paris',},}"#,
+            r#"{{"name": "get_weather", "arguments": {"city": "Paris"}}}"#,
+            r#"{{"name": "get_weather", "arguments": {"city": "Paris"}}"#,
         ] {
             assert_eq!(calls_in_json(text, &offered()), Some(want.clone()), "{text}");
         }

@@ -250,15 +250,15 @@ impl ReplyParser {
     }
 }
 
-/// Whether text opening with `{` or `[` can still be a call: the next thing is a key (or, in
-/// a list, an object).
+/// Whether text opening with `{` or `[` can still be a call: the next thing is a key (or an
+/// object: in a list, or the doubled braces Qwen copies from its template).
 fn looks_like_call_json(text: &str) -> bool {
     let mut chars = text.chars();
     let open = chars.next();
     let next = chars.as_str().trim_start().chars().next();
     match (open, next) {
         (_, None) => true,
-        (Some('{'), Some(c)) => matches!(c, '"' | '\''),
+        (Some('{'), Some(c)) => matches!(c, '"' | '\'' | '{'),
         (Some('['), Some(c)) => c == '{',
         _ => false,
     }

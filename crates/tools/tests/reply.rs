@@ -40,6 +40,7 @@ fn cases() -> Vec<(&'static str, ParsedReply)> {
             "  [{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}, {\"name\": \"get_time\", \"arguments\": {}}]",
             reply(None, vec![paris(), call("get_time", "{}")]),
         ),
+        ("{{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}", reply(None, vec![paris()])),
         ("<tools>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tools>", reply(None, vec![paris()])),
         (
             "Let me check.\n\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>\nOne moment.",
