@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_engine;
+mod bench_grammar;
 mod bench_model;
 mod chat;
 mod check;
@@ -32,6 +33,8 @@ enum Command {
     BenchModel(bench_model::BenchModelArgs),
     /// Measure the batching engine under concurrent requests and the prefix cache.
     BenchEngine(bench_engine::BenchEngineArgs),
+    /// Measure constrained decoding: grammar compile times, decode with and without a JSON Schema, mask time.
+    BenchGrammar(bench_grammar::BenchGrammarArgs),
     /// Benchmark any OpenAI-compatible server: throughput, TTFT, TPOT, ITL (like `vllm bench serve`).
     Bench(bench::BenchArgs),
     /// Run the acceptance suite against any OpenAI-compatible server and write a report.
@@ -57,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         Command::Chat(args) => chat::run(args),
         Command::BenchModel(args) => bench_model::run(args),
         Command::BenchEngine(args) => bench_engine::run(args),
+        Command::BenchGrammar(args) => bench_grammar::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Check(args) => check::run(args),
