@@ -27,10 +27,15 @@ pub enum GrammarError {
     Compile(String),
 }
 
-/// Compiles grammars against one model's vocabulary. Cheap to share behind an `Arc`.
+/// Compiles grammars against one model's vocabulary. Clones share one token trie.
+#[derive(Clone)]
 pub struct GrammarCompiler {
-    factory: ParserFactory,
+    factory: Arc<ParserFactory>,
 }
+
+/// For a lazy grammar: given the reply so far, where the constrained part begins (a byte
+/// offset into it) and the grammar for the reply from there on; None while it has not begun.
+pub type Trigger = Box<dyn FnMut(&str) -> Option<(usize, Grammar)> + Send>;
 
 impl GrammarCompiler {
     /// Builds the token trie from the tokenizer's bytes for every id below `vocab_size` (the
@@ -52,27 +57,64 @@ impl GrammarCompiler {
         let env: toktrie::TokEnv = Arc::new(ApproximateTokEnv::new(trie));
         let mut factory = ParserFactory::new_simple(&env).map_err(|e| GrammarError::Vocabulary(e.to_string()))?;
         factory.quiet();
-        Ok(GrammarCompiler { factory })
+        Ok(GrammarCompiler { factory: Arc::new(factory) })
     }
 
     /// Compiles a grammar for one request; the error names what llguidance could not compile.
     pub fn compile(&self, grammar: &Grammar) -> Result<TokenConstraint, GrammarError> {
+        let matcher = self.matcher(grammar)?;
+        Ok(TokenConstraint { state: State::Active(Box::new(matcher)), mask: None, mask_seconds: Vec::new() })
+    }
+
+    /// A constraint that leaves the reply free until `trigger` says the constrained part has
+    /// begun (as llama.cpp's lazy grammars do for tool calls). Should the grammar not compile
+    /// or not accept what was already written, the reply simply stays free.
+    pub fn lazy(&self, trigger: Trigger) -> TokenConstraint {
+        let waiting = Waiting { compiler: self.clone(), trigger, reply: Vec::new() };
+        TokenConstraint { state: State::Waiting(Box::new(waiting)), mask: None, mask_seconds: Vec::new() }
+    }
+
+    fn matcher(&self, grammar: &Grammar) -> Result<Matcher, GrammarError> {
         let top = match grammar {
             Grammar::JsonSchema(schema) => TopLevelGrammar::from_json_schema(schema.clone()),
             Grammar::Lark(text) => TopLevelGrammar::from_lark(text.clone()),
         };
         let parser = self.factory.create_parser(top).map_err(|e| GrammarError::Compile(e.to_string()))?;
         let matcher = Matcher::new(Ok(parser));
-        if let Some(error) = matcher.get_error() {
-            return Err(GrammarError::Compile(error));
+        match matcher.get_error() {
+            Some(error) => Err(GrammarError::Compile(error)),
+            None => Ok(matcher),
         }
-        Ok(TokenConstraint { matcher, mask: None, mask_seconds: Vec::new() })
     }
+
+    /// A matcher for `grammar` that has consumed `bytes` (tokenized greedily: the grammar reads
+    /// bytes, whatever tokens spell them).
+    fn matcher_after(&self, grammar: &Grammar, bytes: &[u8]) -> Result<Matcher, String> {
+        let mut matcher = self.matcher(grammar).map_err(|e| e.to_string())?;
+        let tokens = self.factory.tok_env().tok_trie().greedy_tokenize(bytes);
+        matcher.consume_tokens(&tokens).map_err(|e| e.to_string())?;
+        Ok(matcher)
+    }
+}
+
+/// A lazy grammar before its trigger.
+struct Waiting {
+    compiler: GrammarCompiler,
+    trigger: Trigger,
+    /// The reply's bytes so far.
+    reply: Vec<u8>,
+}
+
+enum State {
+    Active(Box<Matcher>),
+    Waiting(Box<Waiting>),
+    /// A lazy grammar that could not take over: the reply stays free.
+    Free,
 }
 
 /// One request's grammar state.
 pub struct TokenConstraint {
-    matcher: Matcher,
+    state: State,
     /// The allowed tokens for the next step, once computed.
     mask: Option<SimpleVob>,
     /// Time spent computing each step's mask.
@@ -89,15 +131,23 @@ impl TokenConstraint {
     /// Computes the allowed tokens for the next step (the costly part, safe to run for several
     /// requests in parallel).
     pub fn prepare(&mut self) {
-        if self.mask.is_none() {
+        if let (None, State::Active(matcher)) = (&self.mask, &mut self.state) {
             let start = Instant::now();
-            self.mask = self.matcher.compute_mask().ok();
+            self.mask = matcher.compute_mask().ok();
             self.mask_seconds.push(start.elapsed().as_secs_f32());
         }
     }
 
+    /// Whether the grammar constrains the next token (a lazy one only after its trigger).
+    pub fn is_active(&self) -> bool {
+        matches!(self.state, State::Active(_))
+    }
+
     /// Sets every logit the grammar forbids to -inf; an error when the grammar allows nothing.
     pub fn mask_logits(&mut self, logits: &mut [f32]) -> Result<(), String> {
+        if !self.is_active() {
+            return Ok(());
+        }
         self.prepare();
         let mask = match self.mask.as_ref() {
             Some(mask) => mask,
@@ -126,12 +176,23 @@ impl TokenConstraint {
     /// Follows a sampled token.
     pub fn commit(&mut self, token: u32) -> Result<(), String> {
         self.mask = None;
-        self.matcher.consume_token(token).map_err(|e| format!("the grammar rejected token {token}: {e}"))
+        match &mut self.state {
+            State::Active(matcher) => {
+                matcher.consume_token(token).map_err(|e| format!("the grammar rejected token {token}: {e}"))
+            }
+            State::Waiting(waiting) => {
+                if let Some(next) = waiting.follow(token) {
+                    self.state = next;
+                }
+                Ok(())
+            }
+            State::Free => Ok(()),
+        }
     }
 
     /// The grammar is complete: only an end token may follow.
     pub fn is_finished(&self) -> bool {
-        self.matcher.is_stopped()
+        matches!(&self.state, State::Active(matcher) if matcher.is_stopped())
     }
 
     /// Seconds spent on each step's mask so far.
@@ -140,9 +201,38 @@ impl TokenConstraint {
     }
 
     fn failure(&self, what: &str) -> String {
-        match self.matcher.get_error() {
+        let error = match &self.state {
+            State::Active(matcher) => matcher.get_error(),
+            _ => None,
+        };
+        match error {
             Some(error) => format!("constrained decoding stopped: {what} ({error})"),
             None => format!("constrained decoding stopped: {what}"),
+        }
+    }
+}
+
+impl Waiting {
+    /// Adds a token to the reply; the next state once the trigger has fired.
+    fn follow(&mut self, token: u32) -> Option<State> {
+        let bytes = self.compiler.factory.tok_env().tok_trie().token(token);
+        if bytes.first() == Some(&TokTrie::SPECIAL_TOKEN_MARKER) {
+            return None; // special tokens are not text
+        }
+        self.reply.extend_from_slice(bytes);
+        // the trigger reads the reply up to a character cut by the last token
+        let text = match std::str::from_utf8(&self.reply) {
+            Ok(text) => text,
+            Err(e) => std::str::from_utf8(&self.reply[..e.valid_up_to()]).unwrap_or_default(),
+        };
+        let (start, grammar) = (self.trigger)(text)?;
+        let start = start.min(text.len());
+        match self.compiler.matcher_after(&grammar, &self.reply[start..]) {
+            Ok(matcher) => Some(State::Active(Box::new(matcher))),
+            Err(error) => {
+                tracing::warn!("the lazy grammar could not take over ({error}); the reply stays unconstrained");
+                Some(State::Free)
+            }
         }
     }
 }

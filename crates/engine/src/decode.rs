@@ -77,8 +77,8 @@ impl TokenProcessor {
         self.generated.push(token);
         let mut is_end = !self.ignore_eos && self.generated.len() > self.min_tokens && self.end_ids.contains(&token);
         if let Some(constraint) = &mut self.constraint {
-            // the grammar allowed an end token only where the output is complete
-            is_end |= self.end_ids.contains(&token);
+            // an active grammar allowed an end token only where the output is complete
+            is_end |= constraint.is_active() && self.end_ids.contains(&token);
             if !is_end {
                 constraint.commit(token)?;
             }

@@ -21,7 +21,7 @@ pub use bundle::{ChatMessage, GenerationDefaults, LoadError, ModelBundle};
 pub use generate::{budget, generate, FinishReason, GenerateError, Generation, StopConditions, TokenEvent};
 pub use sample::{Sampled, Sampler, SamplingParams};
 pub use config::{EngineConfig, KvPlan};
-pub use constrain::{Grammar, GrammarCompiler, GrammarError, TokenConstraint};
+pub use constrain::{Grammar, GrammarCompiler, GrammarError, TokenConstraint, Trigger};
 pub use handle::{EngineHandle, EngineInfo, RequestStream};
 pub use metrics::EngineMetrics;
 pub use request::{EngineEvent, EngineRequest, Finished};

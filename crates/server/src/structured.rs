@@ -1,8 +1,9 @@
-//! Structured outputs: `response_format` (JSON object or JSON Schema) and forced tool calls
-//! (`tool_choice` "required" or a named function) as one llguidance grammar per request, in
-//! the call syntax the model's chat template teaches.
+//! Structured outputs: `response_format` (JSON object or JSON Schema), forced tool calls
+//! (`tool_choice` "required" or a named function, in the call syntax the model's chat
+//! template teaches) and, under "auto", lazy call grammars: one llguidance grammar per choice.
 
-use hearth_engine::{Grammar, TokenConstraint};
+use hearth_engine::{Grammar, GrammarCompiler, TokenConstraint};
+use hearth_tools::{call_start, CallForm};
 use hearth_tokenizer::ChatTemplate;
 use serde_json::{json, Value};
 
@@ -69,11 +70,7 @@ pub fn response_format_grammar(format: Option<&Value>) -> Result<Option<Grammar>
 /// false, else one or more. Arguments follow each tool's schema, or any object when
 /// `schemas` is false.
 pub fn forced_calls_grammar(plan: &ToolPlan, syntax: CallSyntax, schemas: bool) -> Grammar {
-    let variants: Vec<Value> = plan.callable().into_iter().map(|tool| call_schema(tool, schemas)).collect();
-    let call = match variants.len() {
-        1 => variants.into_iter().next().unwrap_or_default(),
-        _ => json!({"anyOf": variants}),
-    };
+    let call = any_call_schema(plan, schemas);
     match syntax {
         CallSyntax::HermesTags => {
             let call = with_layout(call);
@@ -85,6 +82,42 @@ pub fn forced_calls_grammar(plan: &ToolPlan, syntax: CallSyntax, schemas: bool) 
         }
         CallSyntax::BareJson => Grammar::JsonSchema(with_layout(call)),
     }
+}
+
+/// One call of any callable function.
+fn any_call_schema(plan: &ToolPlan, schemas: bool) -> Value {
+    let variants: Vec<Value> = plan.callable().into_iter().map(|tool| call_schema(tool, schemas)).collect();
+    match variants.len() {
+        1 => variants.into_iter().next().unwrap_or_default(),
+        _ => json!({"anyOf": variants}),
+    }
+}
+
+/// The rest of a reply once a call has begun in `form` (from its opening brace): the call,
+/// its closing tag or fence, and with parallel calls more of the same form; then the end.
+/// The JSON may be laid out as the model likes, as it began before the grammar took over.
+pub fn call_continuation(form: CallForm, call: &Value, parallel: bool) -> Grammar {
+    let (close, reopen) = match form {
+        CallForm::Tagged => (r#" WS? "</tool_call>""#, r#"WS? "<tool_call>" WS? "#),
+        CallForm::Fenced => (r#" WS? "```""#, r#"WS? "```json\n" WS? "#),
+        CallForm::Bare => ("", "WS? "),
+    };
+    let more = if parallel { format!(" ({reopen}call{close})*") } else { String::new() };
+    let mut call = call.clone();
+    if let Value::Object(o) = &mut call {
+        o.insert("x-guidance".into(), json!({"whitespace_flexible": true}));
+    }
+    Grammar::Lark(format!("start: call{close}{more}\ncall: %json {call}\nWS: /[ \\t\\r\\n]+/\n"))
+}
+
+/// The lazy grammar of a reply under `tool_choice: "auto"`: free text until a call begins
+/// (a `<tool_call>` tag, a fenced or bare `{"name":`), then that call follows the tools'
+/// schemas.
+fn lazy_calls(compiler: &GrammarCompiler, call: Value, parallel: bool) -> TokenConstraint {
+    compiler.lazy(Box::new(move |text: &str| {
+        let (start, form) = call_start(text)?;
+        Some((start, call_continuation(form, &call, parallel)))
+    }))
 }
 
 fn call_schema(tool: &OfferedTool, schemas: bool) -> Value {
@@ -117,6 +150,7 @@ pub fn constraints(
     let (grammar, param) = match format_grammar {
         Some(grammar) => (grammar, "response_format"),
         None if plan.forces_call() => (forced_calls_grammar(plan, syntax, true), "tools"),
+        None if plan.parses_calls() => return lazy_constraints(model.grammar_compiler()?, plan, count),
         None => return Ok((0..count).map(|_| None).collect()),
     };
     let compiler = model.grammar_compiler()?;
@@ -134,6 +168,19 @@ pub fn constraints(
         out.push(Some(compile(&grammar).map_err(|e| refused(param, e))?));
     }
     Ok(out)
+}
+
+/// Lazy call grammars, one per choice; the tools' schemas are compiled once up front so that
+/// a strict tool whose schema llguidance cannot use is refused now, not skipped mid-reply.
+fn lazy_constraints(compiler: &GrammarCompiler, plan: &ToolPlan, count: usize) -> Result<Vec<Option<TokenConstraint>>, ApiError> {
+    let mut call = any_call_schema(plan, true);
+    if let Err(error) = compiler.compile(&call_continuation(CallForm::Bare, &call, plan.parallel)) {
+        if plan.tools.iter().any(|t| t.strict) {
+            return Err(refused("tools", error));
+        }
+        call = any_call_schema(plan, false);
+    }
+    Ok((0..count).map(|_| Some(lazy_calls(compiler, call.clone(), plan.parallel))).collect())
 }
 
 fn refused(param: &str, error: hearth_engine::GrammarError) -> ApiError {

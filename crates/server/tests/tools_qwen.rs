@@ -1,5 +1,6 @@
 //! Tool calls and structured outputs on Qwen2.5-Coder-1.5B-Instruct (greedy unless said):
-//! parsed calls whose arguments validate, tool_choice none / named / required, a round trip
+//! parsed calls whose arguments validate, a strict schema enforced under "auto" by the lazy
+//! grammar, tool_choice none / named / required, a round trip
 //! with a tool result, streamed calls that assemble to the same answer, and JSON Schema and
 //! json_object outputs sampled at temperature 1 that always validate.
 
@@ -104,6 +105,16 @@ async fn tool_calls_on_qwen() {
     assert!(calls[0].1["city"].as_str().unwrap().contains("Paris"), "{calls:?}");
     assert_valid(&weather_schema, &calls[0].1);
     assert_eq!(streamed_answer(&server, &body).await, (content, calls.clone(), finish));
+
+    // under auto the call follows the tool's schema once it has begun (a lazy grammar): the
+    // model would write "celsius", the strict schema allows only "kelvin"
+    let strict = json!([{"type": "function", "function": {"name": "get_weather", "strict": true,
+        "parameters": {"type": "object", "additionalProperties": false, "required": ["city", "unit"],
+            "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["kelvin"]}}}}}]);
+    let body = ask("What is the weather in Paris in celsius?", json!({"tools": strict}));
+    let (_, calls, finish) = answer(&server, &body).await;
+    assert_eq!((calls.len(), finish.as_str()), (1, "tool_calls"), "{calls:?}");
+    assert_eq!(calls[0].1, json!({"city": "Paris", "unit": "kelvin"}));
 
     // none: text only
     let body = ask("What is the weather in Paris?", json!({"tool_choice": "none", "max_tokens": 40}));

@@ -5,7 +5,9 @@
 mod calls;
 mod lenient;
 mod reply;
+mod start;
 
 pub use calls::{calls_in_json, ToolCall};
 pub use lenient::{parse as parse_lenient_json, value_end};
 pub use reply::{parse_reply, ParsedReply, ReplyEvent, ReplyParser};
+pub use start::{call_start, CallForm};
