@@ -148,3 +148,73 @@ async fn sdk_sends_the_api_key() {
     let right = sdk(&server, "sk-test-123").models().list().await.expect("the right key works");
     assert_eq!(right.data[0].id, MODEL_NAME);
 }
+
+/// A forced call and a JSON Schema answer, built and read with the SDK's own types (SmolLM's
+/// template has no call tags, so calls come as bare JSON, held to the schema by the grammar).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_reads_tool_calls_and_json_schema_answers() {
+    use async_openai::types::{
+        ChatCompletionNamedToolChoice, ChatCompletionTool, ChatCompletionToolChoiceOption, ChatCompletionToolType,
+        FunctionName, FunctionObject, ResponseFormat, ResponseFormatJsonSchema,
+    };
+    let server = start().await;
+    let client = sdk(&server, "unused");
+    let parameters = serde_json::json!({"type": "object", "required": ["city"], "properties": {"city": {"type": "string", "maxLength": 24}}});
+    let function = FunctionObject {
+        name: "get_weather".into(),
+        description: Some("Get the weather in a city".into()),
+        parameters: Some(parameters),
+        strict: Some(true),
+    };
+    let tool = ChatCompletionTool { r#type: ChatCompletionToolType::Function, function };
+    let choice = ChatCompletionToolChoiceOption::Named(ChatCompletionNamedToolChoice {
+        r#type: ChatCompletionToolType::Function,
+        function: FunctionName { name: "get_weather".into() },
+    });
+    let request = CreateChatCompletionRequestArgs::default()
+        .model(MODEL_NAME)
+        .messages(messages("What is the weather in Paris?"))
+        .tools(vec![tool])
+        .tool_choice(choice)
+        .temperature(0.0)
+        .max_completion_tokens(100u32)
+        .build()
+        .unwrap();
+    let response = client.chat().create(request.clone()).await.expect("chat completion with tools");
+    let choice = &response.choices[0];
+    assert_eq!(choice.finish_reason, Some(FinishReason::ToolCalls));
+    let calls = choice.message.tool_calls.clone().expect("tool_calls");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].function.name, "get_weather");
+    let arguments: serde_json::Value = serde_json::from_str(&calls[0].function.arguments).unwrap();
+    assert!(arguments["city"].is_string(), "{arguments}");
+
+    let mut stream = client.chat().create_stream(request).await.expect("stream");
+    let (mut name, mut streamed_arguments) = (String::new(), String::new());
+    while let Some(chunk) = stream.next().await {
+        for call in chunk.expect("chunk").choices.into_iter().flat_map(|c| c.delta.tool_calls.unwrap_or_default()) {
+            let Some(function) = call.function else { continue };
+            name.push_str(&function.name.unwrap_or_default());
+            streamed_arguments.push_str(&function.arguments.unwrap_or_default());
+        }
+    }
+    assert_eq!((name.as_str(), streamed_arguments.as_str()), ("get_weather", calls[0].function.arguments.as_str()));
+
+    let schema = serde_json::json!({"type": "object", "additionalProperties": false, "required": ["answer", "confidence"],
+        "properties": {"answer": {"type": "string", "maxLength": 60}, "confidence": {"type": "integer", "minimum": 0, "maximum": 10}}});
+    let format = ResponseFormat::JsonSchema {
+        json_schema: ResponseFormatJsonSchema { description: None, name: "reply".into(), schema: Some(schema), strict: Some(true) },
+    };
+    let request = CreateChatCompletionRequestArgs::default()
+        .model(MODEL_NAME)
+        .messages(messages("Is the sky blue?"))
+        .response_format(format)
+        .temperature(0.0)
+        .max_completion_tokens(80u32)
+        .build()
+        .unwrap();
+    let response = client.chat().create(request).await.expect("json_schema answer");
+    let text = response.choices[0].message.content.clone().unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert!(value["answer"].is_string() && value["confidence"].is_u64(), "{value}");
+}
