@@ -170,7 +170,7 @@ fn prepare_grammar_masks(running: &mut [Request], plan: &StepPlan, logits: &[Vec
         sampling[s.index] = !row.is_empty();
     }
     let constrained =
-        running.iter().zip(&sampling).filter(|(r, &sampled)| sampled && r.processor.is_constrained()).count();
+        running.iter().zip(&sampling).filter(|(r, &sampled)| sampled && r.processor.needs_mask()).count();
     let prepare = |(request, &sampled): (&mut Request, &bool)| {
         if sampled && !request.is_done() {
             request.processor.prepare_mask();

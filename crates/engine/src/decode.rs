@@ -46,9 +46,9 @@ impl TokenProcessor {
         self
     }
 
-    /// Whether the next token needs a grammar mask.
-    pub fn is_constrained(&self) -> bool {
-        self.constraint.is_some()
+    /// Whether the next token needs a grammar mask (a lazy grammar only once triggered).
+    pub fn needs_mask(&self) -> bool {
+        self.constraint.as_ref().is_some_and(TokenConstraint::is_active)
     }
 
     /// Computes the grammar mask for the next token ahead of `on_logits` (several requests

@@ -180,7 +180,7 @@ async fn structured_outputs_always_validate() {
             "address": {"type": "object", "additionalProperties": false, "required": ["city", "zip"],
                 "properties": {"city": {"type": "string", "maxLength": 30}, "zip": {"type": "string", "pattern": "^[0-9]{5}$"}}}}});
     let format = json!({"type": "json_schema", "json_schema": {"name": "person", "schema": schema, "strict": true}});
-    let body = json!({"temperature": 1.0, "max_tokens": 200, "n": 10, "response_format": format,
+    let body = json!({"temperature": 1.0, "max_tokens": 200, "n": 20, "response_format": format,
         "messages": [{"role": "user", "content": "Invent a colleague and describe them."}]});
     for streamed in [false, true] {
         for text in texts(&server, &body, streamed).await {
