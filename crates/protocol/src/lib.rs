@@ -1,7 +1,8 @@
-//! OpenAI wire types shared by the server, the gateway and the checker: requests, responses,
+//! OpenAI (and Anthropic Messages) wire types shared by the server, the gateway and the checker: requests, responses,
 //! stream chunks, model lists and errors, and the splitter that cuts a streamed body into events.
 //! serde only.
 
+pub mod anthropic;
 pub mod chat;
 pub mod completions;
 pub mod error;

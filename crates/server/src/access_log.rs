@@ -90,18 +90,19 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
     response
 }
 
-/// Middleware: `Authorization: Bearer <key>` when a key is configured (constant-time check).
+/// Middleware: `Authorization: Bearer <key>` or Anthropic's `x-api-key: <key>` when a key is
+/// configured (constant-time check); Anthropic's routes answer in Anthropic's error shape.
 pub async fn require_api_key(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     if let Some(expected) = &state.config.api_key {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+        let headers = request.headers();
+        let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let given = bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok())).unwrap_or("");
         let matches: bool = given.trim().as_bytes().ct_eq(expected.as_bytes()).into();
         if !matches {
-            return ApiError::unauthorized().into_response();
+            return match request.uri().path().starts_with("/v1/messages") {
+                true => crate::messages::anthropic_error(ApiError::unauthorized()),
+                false => ApiError::unauthorized().into_response(),
+            };
         }
     }
     next.run(request).await

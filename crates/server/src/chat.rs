@@ -129,7 +129,8 @@ fn template_message(index: usize, message: &ChatMessageIn) -> Result<TemplateMes
         }
     };
     let content = match &message.content {
-        None if role == "assistant" => None,
+        // templates concatenate content; an assistant turn holding only calls renders as empty text
+        None if role == "assistant" => Some(String::new()),
         None => {
             let param = format!("messages[{index}].content");
             return Err(ApiError::bad_request(format!("A {role} message needs content"), Some(&param)));

@@ -10,6 +10,8 @@ mod error;
 mod generation;
 mod info;
 mod logprobs;
+mod messages;
+mod messages_stream;
 pub mod metrics;
 mod params;
 mod state;
@@ -94,6 +96,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models/{id}", get(info::get_model))
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/completions", post(completions::completions))
+        .route("/v1/messages", post(messages::messages))
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/tokenize", post(info::tokenize))
         .route("/detokenize", post(info::detokenize))
         .route_layer(middleware::from_fn_with_state(state.clone(), access_log::require_api_key));

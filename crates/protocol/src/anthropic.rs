@@ -1,0 +1,161 @@
+//! Anthropic's Messages API (`/v1/messages`): request, response, stream events and errors.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessagesRequest {
+    /// Absent: the first served name.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Required, as Anthropic requires it.
+    pub max_tokens: u32,
+    pub messages: Vec<AnthropicMessage>,
+    #[serde(default)]
+    pub system: Option<TextOrBlocks>,
+    #[serde(default)]
+    pub stop_sequences: Option<Vec<String>>,
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    #[serde(default)]
+    pub top_p: Option<f32>,
+    #[serde(default)]
+    pub top_k: Option<u32>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    #[serde(default)]
+    pub tools: Option<Vec<AnthropicTool>>,
+    #[serde(default)]
+    pub tool_choice: Option<AnthropicToolChoice>,
+    /// Accepted and not used (`metadata.user_id`).
+    #[serde(default)]
+    pub metadata: Option<Value>,
+    /// Fields hearth does not know; the server names them in a warning.
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+/// `/v1/messages/count_tokens`: the request without generation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CountTokensRequest {
+    #[serde(default)]
+    pub model: Option<String>,
+    pub messages: Vec<AnthropicMessage>,
+    #[serde(default)]
+    pub system: Option<TextOrBlocks>,
+    #[serde(default)]
+    pub tools: Option<Vec<AnthropicTool>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnthropicMessage {
+    pub role: String,
+    pub content: TextOrBlocks,
+}
+
+/// Content: a string or a list of blocks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TextOrBlocks {
+    Text(String),
+    Blocks(Vec<ContentBlock>),
+}
+
+/// A content block of a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ContentBlock {
+    Text {
+        text: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        input: Value,
+    },
+    ToolResult {
+        tool_use_id: String,
+        #[serde(default)]
+        content: Option<TextOrBlocks>,
+        #[serde(default)]
+        is_error: Option<bool>,
+    },
+    /// Any other block type (image, document, thinking...): refused by the server by name.
+    #[serde(untagged)]
+    Other(Value),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnthropicTool {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Absent for Anthropic's server tools (`type` names them).
+    #[serde(default)]
+    pub input_schema: Option<Value>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+}
+
+/// `tool_choice`: auto, any, tool (with a name) or none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnthropicToolChoice {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub disable_parallel_tool_use: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessagesResponse {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub role: String,
+    pub model: String,
+    pub content: Vec<OutputBlock>,
+    pub stop_reason: Option<String>,
+    pub stop_sequence: Option<String>,
+    pub usage: AnthropicUsage,
+}
+
+/// A block of the answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OutputBlock {
+    Text { text: String },
+    ToolUse { id: String, name: String, input: Value },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AnthropicUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cache_read_input_tokens: u64,
+    #[serde(default)]
+    pub cache_creation_input_tokens: u64,
+}
+
+/// Anthropic's error body: `{"type": "error", "error": {"type", "message"}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnthropicError {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub error: AnthropicErrorBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnthropicErrorBody {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
+}
+
+impl AnthropicError {
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        AnthropicError { kind: "error".into(), error: AnthropicErrorBody { kind: kind.into(), message: message.into() } }
+    }
+}

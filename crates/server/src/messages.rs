@@ -1,0 +1,310 @@
+//! `POST /v1/messages` and `/v1/messages/count_tokens` (Anthropic's Messages API): the request
+//! converted into the chat pipeline (template, tools, grammars, parser), the answer into
+//! content blocks, errors in Anthropic's shape.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use hearth_engine::FinishReason;
+use hearth_protocol::anthropic::{
+    AnthropicError, AnthropicMessage, AnthropicTool, AnthropicToolChoice, AnthropicUsage, ContentBlock,
+    CountTokensRequest, MessagesRequest, MessagesResponse, OutputBlock, TextOrBlocks,
+};
+use hearth_protocol::{ChatMessageIn, MessageContent, SamplingFields, StopSpec};
+use hearth_tools::{parse_reply, ToolCall};
+use serde_json::{json, Value};
+
+use crate::access_log::RequestLog;
+use crate::body::parse_body;
+use crate::chat::render_chat;
+use crate::error::ApiError;
+use crate::tool_plan::{ToolChoice, ToolPlan};
+use crate::{generation, params, structured, warn_unknown_fields};
+
+/// An error in Anthropic's shape, with the status the OpenAI-shaped one had.
+pub fn anthropic_error(error: ApiError) -> Response {
+    let kind = match error.status.as_u16() {
+        400 | 413 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        503 => "overloaded_error",
+        _ => "api_error",
+    };
+    let status = error.status;
+    (status, Json(AnthropicError::new(kind, error.body.error.message))).into_response()
+}
+
+pub async fn messages(
+    State(state): State<Arc<crate::AppState>>,
+    Extension(log): Extension<Arc<RequestLog>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match answer(state, log, body).await {
+        Ok(response) => response,
+        Err(error) => anthropic_error(error),
+    }
+}
+
+pub async fn count_tokens(State(state): State<Arc<crate::AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let counted = (|| {
+        let request: CountTokensRequest = parse_body(body, state.config.max_body_bytes)?;
+        state.resolve_model_name(request.model.as_deref())?;
+        let model = state.ready_model()?;
+        let conversation = Conversation::from_request(request.system.as_ref(), &request.messages, request.tools.as_ref(), None)?;
+        let prompt = render_chat(&model, &conversation.messages, conversation.template_tools(), true)?;
+        Ok::<_, ApiError>(prompt.len())
+    })();
+    match counted {
+        Ok(tokens) => Json(json!({"input_tokens": tokens})).into_response(),
+        Err(error) => anthropic_error(error),
+    }
+}
+
+async fn answer(state: Arc<crate::AppState>, log: Arc<RequestLog>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let request: MessagesRequest = parse_body(body, state.config.max_body_bytes)?;
+    let model_name = state.resolve_model_name(request.model.as_deref())?;
+    let model = state.ready_model()?;
+    warn_unknown_fields(&request.unknown);
+    let conversation =
+        Conversation::from_request(request.system.as_ref(), &request.messages, request.tools.as_ref(), request.tool_choice.as_ref())?;
+    let prompt = render_chat(&model, &conversation.messages, conversation.template_tools(), true)?;
+    let fields = SamplingFields {
+        temperature: request.temperature,
+        top_p: request.top_p,
+        top_k: request.top_k.map(i64::from),
+        stop: request.stop_sequences.clone().map(StopSpec::Many),
+        stream: request.stream,
+        ..Default::default()
+    };
+    let plan = params::plan(fields, Some(request.max_tokens), None, &model.defaults)?;
+    let constraints = structured::constraints(&model, None, &conversation.tools, 1)?;
+    let prompt_tokens = prompt.len() as u64;
+    let guard = state.admit(&model, 1)?;
+    let submitted = generation::submit(&model, vec![prompt], &plan, guard, "messages", constraints)?;
+    let callable = if conversation.tools.parses_calls() { conversation.tools.callable_names() } else { Vec::new() };
+    let id = format!("msg_{}", crate::random_id());
+    if plan.stream {
+        let opening = MessagesResponse {
+            id,
+            kind: "message".into(),
+            role: "assistant".into(),
+            model: model_name,
+            content: Vec::new(),
+            stop_reason: None,
+            stop_sequence: None,
+            usage: AnthropicUsage { input_tokens: prompt_tokens, ..Default::default() },
+        };
+        let single = !conversation.tools.parallel;
+        return Ok(crate::messages_stream::sse_response(submitted, opening, callable, single, log));
+    }
+    let (results, usage) = generation::collect(submitted, &log).await?;
+    let result = results.into_iter().next().unwrap_or_default();
+    let (content, made_calls) = output_blocks(&result.text, &callable, !conversation.tools.parallel);
+    let reason = result.finish.as_ref().map(|f| f.reason).unwrap_or(FinishReason::Stop);
+    let response = MessagesResponse {
+        id,
+        kind: "message".into(),
+        role: "assistant".into(),
+        model: model_name,
+        content,
+        stop_reason: Some(stop_reason(reason, made_calls).into()),
+        stop_sequence: None,
+        usage: AnthropicUsage {
+            input_tokens: usage.prompt_tokens,
+            output_tokens: usage.completion_tokens,
+            cache_read_input_tokens: usage.prompt_tokens_details.map(|d| d.cached_tokens).unwrap_or(0),
+            cache_creation_input_tokens: 0,
+        },
+    };
+    Ok(Json(response).into_response())
+}
+
+/// Anthropic's `stop_reason`.
+pub fn stop_reason(reason: FinishReason, made_calls: bool) -> &'static str {
+    match (reason, made_calls) {
+        (FinishReason::Length, _) => "max_tokens",
+        (_, true) => "tool_use",
+        _ => "end_turn",
+    }
+}
+
+/// A `tool_use` block for a parsed call (its id in Anthropic's `toolu_` form).
+pub fn tool_use_block(call: ToolCall) -> OutputBlock {
+    let input = serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
+    OutputBlock::ToolUse { id: format!("toolu_{}", crate::random_id()), name: call.name, input }
+}
+
+/// The reply as content blocks (text, then tool_use blocks); also whether calls were made.
+fn output_blocks(text: &str, callable: &[String], single: bool) -> (Vec<OutputBlock>, bool) {
+    if callable.is_empty() {
+        return (vec![OutputBlock::Text { text: text.to_string() }], false);
+    }
+    let reply = parse_reply(text, callable);
+    let mut blocks: Vec<OutputBlock> = reply.content.into_iter().map(|text| OutputBlock::Text { text }).collect();
+    let limit = if single { 1 } else { usize::MAX };
+    blocks.extend(reply.calls.into_iter().take(limit).map(tool_use_block));
+    let made_calls = blocks.iter().any(|b| matches!(b, OutputBlock::ToolUse { .. }));
+    if blocks.is_empty() {
+        blocks.push(OutputBlock::Text { text: String::new() });
+    }
+    (blocks, made_calls)
+}
+
+/// A Messages request in the chat pipeline's terms.
+struct Conversation {
+    messages: Vec<ChatMessageIn>,
+    tools: ToolPlan,
+    /// The offered tools in OpenAI's shape, for the chat template.
+    openai_tools: Option<Vec<Value>>,
+}
+
+impl Conversation {
+    fn from_request(
+        system: Option<&TextOrBlocks>,
+        messages: &[AnthropicMessage],
+        tools: Option<&Vec<AnthropicTool>>,
+        choice: Option<&AnthropicToolChoice>,
+    ) -> Result<Self, ApiError> {
+        let mut out = Vec::with_capacity(messages.len() + 1);
+        if let Some(system) = system {
+            out.push(text_message("system", joined_text(system, "system")?));
+        }
+        for (i, message) in messages.iter().enumerate() {
+            convert_message(i, message, &mut out)?;
+        }
+        let openai_tools = tools.map(|tools| openai_tools(tools));
+        let (choice_value, parallel) = openai_tool_choice(choice)?;
+        let tools = ToolPlan::from_request(openai_tools.as_ref(), choice_value.as_ref(), parallel)?;
+        Ok(Conversation { messages: out, tools, openai_tools })
+    }
+
+    fn template_tools(&self) -> Option<&Vec<Value>> {
+        if self.tools.choice == ToolChoice::None {
+            None
+        } else {
+            self.openai_tools.as_ref()
+        }
+    }
+}
+
+fn text_message(role: &str, text: String) -> ChatMessageIn {
+    ChatMessageIn { role: role.into(), content: Some(MessageContent::Text(text)), name: None, tool_calls: None, tool_call_id: None }
+}
+
+/// Function tools in OpenAI's shape; Anthropic's server tools (a `type` and no schema) cannot
+/// run here and are left out with a warning.
+fn openai_tools(tools: &[AnthropicTool]) -> Vec<Value> {
+    tools
+        .iter()
+        .filter_map(|tool| match &tool.input_schema {
+            Some(schema) => Some(json!({"type": "function", "function": {
+                "name": tool.name, "description": tool.description.clone().unwrap_or_default(), "parameters": schema}})),
+            None => {
+                tracing::warn!(tool = %tool.name, kind = ?tool.kind, "ignoring a server tool hearth cannot run");
+                None
+            }
+        })
+        .collect()
+}
+
+fn openai_tool_choice(choice: Option<&AnthropicToolChoice>) -> Result<(Option<Value>, Option<bool>), ApiError> {
+    let Some(choice) = choice else { return Ok((None, None)) };
+    let value = match (choice.kind.as_str(), &choice.name) {
+        ("auto", _) => json!("auto"),
+        ("any", _) => json!("required"),
+        ("none", _) => json!("none"),
+        ("tool", Some(name)) => json!({"type": "function", "function": {"name": name}}),
+        ("tool", None) => return Err(ApiError::bad_request("tool_choice of type \"tool\" needs a name", Some("tool_choice"))),
+        (other, _) => {
+            let text = format!("tool_choice type `{other}` is not one of auto, any, tool, none");
+            return Err(ApiError::bad_request(text, Some("tool_choice")));
+        }
+    };
+    Ok((Some(value), choice.disable_parallel_tool_use.map(|d| !d)))
+}
+
+/// The text of string content or of text blocks (any other block is refused by name).
+fn joined_text(content: &TextOrBlocks, param: &str) -> Result<String, ApiError> {
+    match content {
+        TextOrBlocks::Text(text) => Ok(text.clone()),
+        TextOrBlocks::Blocks(blocks) => {
+            let mut texts = Vec::new();
+            for (j, block) in blocks.iter().enumerate() {
+                match block {
+                    ContentBlock::Text { text } => texts.push(text.as_str()),
+                    other => return Err(unsupported_block(other, &format!("{param}[{j}]"))),
+                }
+            }
+            Ok(texts.join("\n"))
+        }
+    }
+}
+
+fn unsupported_block(block: &ContentBlock, param: &str) -> ApiError {
+    let kind = match block {
+        ContentBlock::Other(value) => value.get("type").and_then(Value::as_str).unwrap_or("unknown").to_string(),
+        ContentBlock::Text { .. } => "text".into(),
+        ContentBlock::ToolUse { .. } => "tool_use".into(),
+        ContentBlock::ToolResult { .. } => "tool_result".into(),
+    };
+    ApiError::bad_request(format!("Content blocks of type `{kind}` are not supported here"), Some(param))
+}
+
+/// One Anthropic message as chat messages: user text, tool results as `tool` messages, and
+/// assistant text with its tool_use blocks as calls.
+fn convert_message(index: usize, message: &AnthropicMessage, out: &mut Vec<ChatMessageIn>) -> Result<(), ApiError> {
+    let param = format!("messages[{index}].content");
+    let blocks = match &message.content {
+        TextOrBlocks::Text(text) => vec![ContentBlock::Text { text: text.clone() }],
+        TextOrBlocks::Blocks(blocks) => blocks.clone(),
+    };
+    match message.role.as_str() {
+        "user" => {
+            let mut texts = Vec::new();
+            for (j, block) in blocks.iter().enumerate() {
+                match block {
+                    ContentBlock::Text { text } => texts.push(text.clone()),
+                    ContentBlock::ToolResult { tool_use_id, content, .. } => {
+                        let text = match content {
+                            Some(content) => joined_text(content, &format!("{param}[{j}].content"))?,
+                            None => String::new(),
+                        };
+                        let mut tool = text_message("tool", text);
+                        tool.tool_call_id = Some(tool_use_id.clone());
+                        out.push(tool);
+                    }
+                    other => return Err(unsupported_block(other, &format!("{param}[{j}]"))),
+                }
+            }
+            if !texts.is_empty() {
+                out.push(text_message("user", texts.join("\n")));
+            }
+        }
+        "assistant" => {
+            let mut texts = Vec::new();
+            let mut calls = Vec::new();
+            for (j, block) in blocks.iter().enumerate() {
+                match block {
+                    ContentBlock::Text { text } => texts.push(text.clone()),
+                    ContentBlock::ToolUse { id, name, input } => calls.push(json!({"id": id, "type": "function",
+                        "function": {"name": name, "arguments": input.to_string()}})),
+                    other => return Err(unsupported_block(other, &format!("{param}[{j}]"))),
+                }
+            }
+            let content = (!texts.is_empty()).then(|| MessageContent::Text(texts.join("\n")));
+            let tool_calls = (!calls.is_empty()).then_some(calls);
+            out.push(ChatMessageIn { role: "assistant".into(), content, name: None, tool_calls, tool_call_id: None });
+        }
+        other => {
+            let text = format!("Unknown role `{other}`: Anthropic messages are from user or assistant");
+            return Err(ApiError::bad_request(text, Some(&format!("messages[{index}].role"))));
+        }
+    }
+    Ok(())
+}
