@@ -1,4 +1,4 @@
-//! OpenAI (and Anthropic Messages) wire types shared by the server, the gateway and the checker: requests, responses,
+//! OpenAI (and Anthropic Messages, Ollama) wire types shared by the server, the gateway and the checker: requests, responses,
 //! stream chunks, model lists and errors, and the splitter that cuts a streamed body into events.
 //! serde only.
 
@@ -7,6 +7,7 @@ pub mod chat;
 pub mod completions;
 pub mod error;
 pub mod models;
+pub mod ollama;
 pub mod sse;
 pub mod tokenize;
 

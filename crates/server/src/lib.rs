@@ -13,6 +13,8 @@ mod logprobs;
 mod messages;
 mod messages_stream;
 pub mod metrics;
+mod ollama;
+mod ollama_stream;
 mod params;
 mod state;
 mod stream;
@@ -100,6 +102,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/tokenize", post(info::tokenize))
         .route("/detokenize", post(info::detokenize))
+        .route("/api/chat", post(ollama::chat))
+        .route("/api/generate", post(ollama::generate))
+        .route("/api/show", post(ollama::show))
+        .route("/api/tags", get(ollama::tags))
+        .route("/api/ps", get(ollama::ps))
+        .route("/api/version", get(ollama::version))
+        .route("/api/pull", post(ollama::unsupported))
+        .route("/api/push", post(ollama::unsupported))
+        .route("/api/create", post(ollama::unsupported))
+        .route("/api/copy", post(ollama::unsupported))
+        .route("/api/delete", axum::routing::delete(ollama::unsupported))
+        .route("/api/embed", post(ollama::unsupported))
+        .route("/api/embeddings", post(ollama::unsupported))
         .route_layer(middleware::from_fn_with_state(state.clone(), access_log::require_api_key));
     let open = Router::new()
         .route("/health", get(info::health))
@@ -126,6 +141,24 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
         AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
     };
     Some(CorsLayer::new().allow_origin(allow).allow_methods([Method::GET, Method::POST, Method::OPTIONS]).allow_headers(Any))
+}
+
+/// The current UTC time as RFC 3339 with nanoseconds (Ollama's `created_at`).
+pub(crate) fn rfc3339_now() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let (days, secs) = ((now.as_secs() / 86_400) as i64, now.as_secs() % 86_400);
+    // civil date from days since 1970-01-01 (Howard Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, sec) = (secs / 3600, secs / 60 % 60, secs % 60);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}.{:09}Z", now.subsec_nanos())
 }
 
 pub(crate) fn unix_now() -> u64 {

@@ -106,6 +106,15 @@ async fn tool_calls_on_qwen() {
     assert_valid(&weather_schema, &calls[0].1);
     assert_eq!(streamed_answer(&server, &body).await, (content, calls.clone(), finish));
 
+    // Ollama's /api/chat: the same call, arguments as an object
+    let body = json!({"model": MODEL_NAME, "stream": false, "tools": weather_tools(), "options": {"temperature": 0},
+        "messages": [{"role": "user", "content": "What is the weather in Paris?"}]});
+    let (status, ollama) = post(&server, "/api/chat", &body).await;
+    assert_eq!(status, 200, "{ollama}");
+    let call = &ollama["message"]["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "get_weather", "{ollama}");
+    assert!(call["arguments"]["city"].as_str().is_some_and(|c| c.contains("Paris")), "{ollama}");
+
     // under auto the call follows the tool's schema once it has begun (a lazy grammar): the
     // model would write "celsius", the strict schema allows only "kelvin"
     let strict = json!([{"type": "function", "function": {"name": "get_weather", "strict": true,
