@@ -150,14 +150,6 @@ async fn x_api_key_is_accepted() {
 /// runs) drives create, stream, tool_use and count_tokens; without that venv the test says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_anthropic_sdk_works_unchanged() {
-    let Some(python) = std::env::var_os("HEARTH_CLIENTS_PYTHON") else {
-        eprintln!("HEARTH_CLIENTS_PYTHON is not set (run scripts/python-clients.sh): the anthropic SDK test did not run");
-        return;
-    };
     let server = start().await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/anthropic_sdk.py");
-    let base = server.url("");
-    let output = tokio::process::Command::new(python).arg(script).arg(&base).arg(MODEL_NAME).output().await.expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success() && stdout.trim() == "ok", "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    run_sdk_script(&server, "anthropic_sdk.py").await;
 }

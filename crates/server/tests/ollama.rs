@@ -96,13 +96,6 @@ async fn ollama_errors_and_management_routes() {
 /// the test says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ollama_sdk_works_unchanged() {
-    let Some(python) = std::env::var_os("HEARTH_CLIENTS_PYTHON") else {
-        eprintln!("HEARTH_CLIENTS_PYTHON is not set (run scripts/python-clients.sh): the ollama SDK test did not run");
-        return;
-    };
     let server = start().await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/ollama_sdk.py");
-    let output = tokio::process::Command::new(python).arg(script).arg(server.url("")).arg(MODEL_NAME).output().await.expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success() && stdout.trim() == "ok", "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    run_sdk_script(&server, "ollama_sdk.py").await;
 }

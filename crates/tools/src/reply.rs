@@ -25,14 +25,21 @@ pub fn parse_reply(text: &str, offered: &[String]) -> ParsedReply {
     let mut parser = ReplyParser::new(offered.to_vec());
     let mut events = parser.push(text);
     events.extend(parser.finish());
-    let mut reply = ParsedReply::default();
-    for event in events {
-        match event {
-            ReplyEvent::Content(text) => reply.content.get_or_insert_with(String::new).push_str(&text),
-            ReplyEvent::Call(call) => reply.calls.push(call),
+    ParsedReply::from_events(events)
+}
+
+impl ParsedReply {
+    /// The reply a parser's events make up.
+    pub fn from_events(events: impl IntoIterator<Item = ReplyEvent>) -> Self {
+        let mut reply = ParsedReply::default();
+        for event in events {
+            match event {
+                ReplyEvent::Content(text) => reply.content.get_or_insert_with(String::new).push_str(&text),
+                ReplyEvent::Call(call) => reply.calls.push(call),
+            }
         }
+        reply
     }
-    reply
 }
 
 const TAG_OPEN: &str = "<tool_call>";

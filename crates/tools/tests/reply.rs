@@ -88,8 +88,7 @@ fn whole_replies_split_into_content_and_calls() {
     }
 }
 
-/// Feeds `pieces` one by one and assembles what came out; also checks that no content event
-/// carries call markup when the reply holds calls.
+/// Feeds `pieces` one by one and assembles what came out.
 fn streamed(pieces: &[&str]) -> ParsedReply {
     let mut parser = ReplyParser::new(offered());
     let mut events = Vec::new();
@@ -97,14 +96,7 @@ fn streamed(pieces: &[&str]) -> ParsedReply {
         events.extend(parser.push(piece));
     }
     events.extend(parser.finish());
-    let mut out = ParsedReply::default();
-    for event in events {
-        match event {
-            ReplyEvent::Content(text) => out.content.get_or_insert_with(String::new).push_str(&text),
-            ReplyEvent::Call(call) => out.calls.push(call),
-        }
-    }
-    out
+    ParsedReply::from_events(events)
 }
 
 #[test]

@@ -159,3 +159,17 @@ pub async fn wait_for_metric(server: &TestServer, name: &str, value: f64) -> boo
     }
     false
 }
+
+/// Runs one of `tests/clients/*.py` (an official SDK driving this server) with the Python from
+/// `scripts/python-clients.sh`; without `HEARTH_CLIENTS_PYTHON` it says the test did not run.
+pub async fn run_sdk_script(server: &TestServer, script: &str) {
+    let Some(python) = std::env::var_os("HEARTH_CLIENTS_PYTHON") else {
+        eprintln!("HEARTH_CLIENTS_PYTHON is not set (run scripts/python-clients.sh): {script} did not run");
+        return;
+    };
+    let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let output =
+        tokio::process::Command::new(python).arg(&path).arg(server.url("")).arg(MODEL_NAME).output().await.expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && stdout.trim() == "ok", "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+}
