@@ -72,11 +72,12 @@ pub struct ChatShape {
 }
 
 impl ChatShape {
-    /// `callable`: the functions calls may name, empty when calls are not parsed.
     pub fn new(id: String, created: u64, model: String, tokenizer: Arc<Tokenizer>, logprobs: bool, include_usage: bool) -> Self {
         ChatShape { id, created, model, tokenizer, logprobs, include_usage, calls: Vec::new() }
     }
 
+    /// Parses calls out of each choice's text; `callable` names the functions calls may name
+    /// (empty: calls are not parsed), `single` keeps only the first call.
     pub fn parse_calls(mut self, choices: usize, callable: Vec<String>, single: bool) -> Self {
         if !callable.is_empty() {
             self.calls = (0..choices)
