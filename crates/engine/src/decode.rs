@@ -21,6 +21,8 @@ pub struct TokenProcessor {
     finish: Option<FinishReason>,
     /// The grammar the output must follow, if any.
     constraint: Option<TokenConstraint>,
+    /// The stop string that ended the output, if one did.
+    matched_stop: Option<String>,
 }
 
 impl TokenProcessor {
@@ -37,6 +39,7 @@ impl TokenProcessor {
             text: String::new(),
             finish: if max_new == 0 { Some(FinishReason::Length) } else { None },
             constraint: None,
+            matched_stop: None,
         }
     }
 
@@ -89,8 +92,9 @@ impl TokenProcessor {
         } else {
             match self.stops.push(&self.decoder.push(tokenizer, token)) {
                 StopCheck::Continue(delta) => delta,
-                StopCheck::Stopped { text, .. } => {
+                StopCheck::Stopped { text, matched } => {
                     self.finish = Some(FinishReason::Stop);
+                    self.matched_stop = Some(matched);
                     text
                 }
             }
@@ -118,8 +122,16 @@ impl TokenProcessor {
     fn flush_rest(&mut self, tokenizer: &Tokenizer) -> String {
         match self.stops.push(&self.decoder.finish(tokenizer)) {
             StopCheck::Continue(t) => t + &self.stops.flush(),
-            StopCheck::Stopped { text, .. } => text,
+            StopCheck::Stopped { text, matched } => {
+                self.matched_stop = Some(matched);
+                text
+            }
         }
+    }
+
+    /// The stop string that ended the output, if one did.
+    pub fn matched_stop(&self) -> Option<&str> {
+        self.matched_stop.as_deref()
     }
 
     pub fn finish_reason(&self) -> Option<FinishReason> {

@@ -30,6 +30,8 @@ pub struct Finished {
     pub completion_tokens: usize,
     /// Prompt tokens whose keys and values came from the prefix cache.
     pub cached_tokens: usize,
+    /// The stop string that ended the output, if one did.
+    pub stop_string: Option<String>,
 }
 
 /// What a request's stream yields.
@@ -95,6 +97,7 @@ impl Request {
             prompt_tokens: self.seq.prompt_len,
             completion_tokens: self.processor.generated().len(),
             cached_tokens: self.seq.cached_tokens,
+            stop_string: self.processor.matched_stop().map(str::to_string),
         };
         metrics.e2e_latency.observe(self.arrival.elapsed().as_secs_f64());
         metrics.prompt_tokens.fetch_add(finished.prompt_tokens as u64, Relaxed);

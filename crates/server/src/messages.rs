@@ -107,14 +107,15 @@ async fn answer(state: Arc<crate::AppState>, log: Arc<RequestLog>, body: Result<
     let result = results.into_iter().next().unwrap_or_default();
     let (content, made_calls) = output_blocks(&result.text, &callable, !conversation.tools.parallel);
     let reason = result.finish.as_ref().map(|f| f.reason).unwrap_or(FinishReason::Stop);
+    let stop_sequence = result.finish.as_ref().and_then(|f| f.stop_string.clone());
     let response = MessagesResponse {
         id,
         kind: "message".into(),
         role: "assistant".into(),
         model: model_name,
         content,
-        stop_reason: Some(stop_reason(reason, made_calls).into()),
-        stop_sequence: None,
+        stop_reason: Some(stop_reason(reason, made_calls, stop_sequence.is_some()).into()),
+        stop_sequence,
         usage: AnthropicUsage {
             input_tokens: usage.prompt_tokens,
             output_tokens: usage.completion_tokens,
@@ -126,10 +127,11 @@ async fn answer(state: Arc<crate::AppState>, log: Arc<RequestLog>, body: Result<
 }
 
 /// Anthropic's `stop_reason`.
-pub fn stop_reason(reason: FinishReason, made_calls: bool) -> &'static str {
-    match (reason, made_calls) {
-        (FinishReason::Length, _) => "max_tokens",
-        (_, true) => "tool_use",
+pub fn stop_reason(reason: FinishReason, made_calls: bool, stop_sequence: bool) -> &'static str {
+    match (reason, made_calls, stop_sequence) {
+        (FinishReason::Length, _, _) => "max_tokens",
+        (_, true, _) => "tool_use",
+        (_, _, true) => "stop_sequence",
         _ => "end_turn",
     }
 }

@@ -81,8 +81,8 @@ impl EventWriter {
                     self.close_text().await?;
                     let usage = usage(&[Some(&f)], 1);
                     log.record_usage(&usage);
-                    let reason = stop_reason(f.reason, self.calls > 0);
-                    let delta = json!({"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": null},
+                    let reason = stop_reason(f.reason, self.calls > 0, f.stop_string.is_some());
+                    let delta = json!({"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": f.stop_string},
                         "usage": {"output_tokens": usage.completion_tokens}});
                     self.send("message_delta", delta).await?;
                     self.send("message_stop", json!({"type": "message_stop"})).await?;

@@ -153,3 +153,19 @@ async fn the_anthropic_sdk_works_unchanged() {
     let server = start().await;
     run_sdk_script(&server, "anthropic_sdk.py").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_sequence_is_reported() {
+    let server = start().await;
+    let body = json!({"model": MODEL_NAME, "max_tokens": 40, "temperature": 0, "stop_sequences": ["3"],
+        "messages": [{"role": "user", "content": "Count from 1 to 5, separated by commas."}]});
+    let (status, message) = post(&server, "/v1/messages", &body).await;
+    assert_eq!(status, 200, "{message}");
+    assert_eq!((message["stop_reason"].as_str(), message["stop_sequence"].as_str()), (Some("stop_sequence"), Some("3")), "{message}");
+    assert!(!message["content"][0]["text"].as_str().unwrap().contains('3'));
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let events = anthropic_events(&server, &streamed).await;
+    let delta = &events.iter().find(|(n, _)| n == "message_delta").unwrap().1;
+    assert_eq!((delta["delta"]["stop_reason"].as_str(), delta["delta"]["stop_sequence"].as_str()), (Some("stop_sequence"), Some("3")));
+}
