@@ -50,6 +50,13 @@ pub struct ChatMessageIn {
     pub tool_call_id: Option<String>,
 }
 
+impl ChatMessageIn {
+    /// A message of plain text.
+    pub fn text(role: &str, text: impl Into<String>) -> Self {
+        ChatMessageIn { role: role.into(), content: Some(MessageContent::Text(text.into())), name: None, tool_calls: None, tool_call_id: None }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum MessageContent {

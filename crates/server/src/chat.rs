@@ -22,7 +22,7 @@ use crate::params::{self, MAX_TOP_LOGPROBS};
 use crate::state::{AppState, ServedModel};
 use crate::stream::sse_response;
 use crate::structured;
-use crate::tool_plan::{template_tool_calls, ToolChoice, ToolPlan};
+use crate::tool_plan::{template_tool_calls, ToolPlan};
 use crate::{logprobs, unix_now, warn_unknown_fields};
 
 pub async fn chat_completions(
@@ -35,9 +35,7 @@ pub async fn chat_completions(
     let model = state.ready_model()?;
     warn_unknown_fields(&request.unknown);
     let tools = ToolPlan::from_request(request.tools.as_ref(), request.tool_choice.as_ref(), request.parallel_tool_calls)?;
-    // with tool_choice "none" the model is not shown the tools, so it answers in text
-    let template_tools = if tools.choice == ToolChoice::None { None } else { request.tools.as_ref() };
-    let prompt = render_chat(&model, &request.messages, template_tools, true)?;
+    let prompt = render_chat(&model, &request.messages, tools.template_tools(request.tools.as_ref()), true)?;
     let logprobs = match (request.logprobs.unwrap_or(false), request.top_logprobs) {
         (_, Some(n)) if n > MAX_TOP_LOGPROBS => {
             return Err(ApiError::bad_request(format!("top_logprobs must be at most {MAX_TOP_LOGPROBS}"), Some("top_logprobs")))

@@ -22,7 +22,7 @@ use crate::access_log::RequestLog;
 use crate::body::parse_body;
 use crate::chat::render_chat;
 use crate::error::ApiError;
-use crate::tool_plan::{ToolChoice, ToolPlan};
+use crate::tool_plan::ToolPlan;
 use crate::{generation, params, structured, warn_unknown_fields};
 
 /// An error in Anthropic's shape, with the status the OpenAI-shaped one had.
@@ -175,7 +175,7 @@ impl Conversation {
     ) -> Result<Self, ApiError> {
         let mut out = Vec::with_capacity(messages.len() + 1);
         if let Some(system) = system {
-            out.push(text_message("system", joined_text(system, "system")?));
+            out.push(ChatMessageIn::text("system", joined_text(system, "system")?));
         }
         for (i, message) in messages.iter().enumerate() {
             convert_message(i, message, &mut out)?;
@@ -187,17 +187,10 @@ impl Conversation {
     }
 
     fn template_tools(&self) -> Option<&Vec<Value>> {
-        if self.tools.choice == ToolChoice::None {
-            None
-        } else {
-            self.openai_tools.as_ref()
-        }
+        self.tools.template_tools(self.openai_tools.as_ref())
     }
 }
 
-fn text_message(role: &str, text: String) -> ChatMessageIn {
-    ChatMessageIn { role: role.into(), content: Some(MessageContent::Text(text)), name: None, tool_calls: None, tool_call_id: None }
-}
 
 /// Function tools in OpenAI's shape; Anthropic's server tools (a `type` and no schema) cannot
 /// run here and are left out with a warning.
@@ -277,7 +270,7 @@ fn convert_message(index: usize, message: &AnthropicMessage, out: &mut Vec<ChatM
                             Some(content) => joined_text(content, &format!("{param}[{j}].content"))?,
                             None => String::new(),
                         };
-                        let mut tool = text_message("tool", text);
+                        let mut tool = ChatMessageIn::text("tool", text);
                         tool.tool_call_id = Some(tool_use_id.clone());
                         out.push(tool);
                     }
@@ -285,7 +278,7 @@ fn convert_message(index: usize, message: &AnthropicMessage, out: &mut Vec<ChatM
                 }
             }
             if !texts.is_empty() {
-                out.push(text_message("user", texts.join("\n")));
+                out.push(ChatMessageIn::text("user", texts.join("\n")));
             }
         }
         "assistant" => {

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{self, StreamExt};
+use futures_util::StreamExt;
 use hearth_engine::{EngineEvent, FinishReason};
 use hearth_protocol::anthropic::{AnthropicError, MessagesResponse, OutputBlock};
 use hearth_tools::{ReplyEvent, ReplyParser};
@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::access_log::RequestLog;
 use crate::generation::{usage, ChoiceEvent, Submitted};
 use crate::messages::{stop_reason, tool_use_block};
+use crate::stream::channel_body;
 
 /// Events wait here when the client reads slowly.
 const EVENT_BUFFER: usize = 64;
@@ -25,8 +26,7 @@ pub fn sse_response(submitted: Submitted, opening: MessagesResponse, callable: V
     let (tx, rx) = mpsc::channel::<Bytes>(EVENT_BUFFER);
     let writer = EventWriter { tx, parser: (!callable.is_empty()).then(|| ReplyParser::new(callable)), single, calls: 0, open_text: None, next_index: 0 };
     tokio::spawn(writer.drive(submitted, opening, log));
-    let body = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx)) });
-    ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], Body::from_stream(body)).into_response()
+    ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], channel_body(rx)).into_response()
 }
 
 /// The client went away.

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use hearth_protocol::ollama::{OllamaChatRequest, OllamaGenerateRequest, OllamaMessage, OllamaOptions, OllamaShowRequest};
-use hearth_protocol::{ChatMessageIn, MessageContent, SamplingFields, StopSpec};
+use hearth_protocol::{ChatMessageIn, SamplingFields, StopSpec};
 use hearth_tools::parse_reply;
 use serde_json::{json, Map, Value};
 
@@ -136,9 +136,9 @@ async fn generate_answer(state: Arc<AppState>, log: Arc<RequestLog>, body: Resul
     } else {
         let mut messages = Vec::new();
         if let Some(system) = &request.system {
-            messages.push(text_message("system", system));
+            messages.push(ChatMessageIn::text("system", system));
         }
-        messages.push(text_message("user", &request.prompt));
+        messages.push(ChatMessageIn::text("user", &request.prompt));
         render_chat(&model, &messages, None, true)?
     };
     let job = Job { shape: Shape::Generate, name, prompt, options: request.options, stream: request.stream, format: request.format };
@@ -204,9 +204,6 @@ fn response_format(format: Option<&Value>) -> Result<Option<Value>, ApiError> {
     }
 }
 
-fn text_message(role: &str, text: &str) -> ChatMessageIn {
-    ChatMessageIn { role: role.into(), content: Some(MessageContent::Text(text.to_string())), name: None, tool_calls: None, tool_call_id: None }
-}
 
 /// An Ollama message as a chat message; its calls (arguments as objects) in OpenAI's shape.
 fn chat_message(index: usize, message: &OllamaMessage) -> Result<ChatMessageIn, ApiError> {
@@ -214,7 +211,7 @@ fn chat_message(index: usize, message: &OllamaMessage) -> Result<ChatMessageIn, 
         let param = format!("messages[{index}].images");
         return Err(ApiError::bad_request("images are not supported: this model reads text only", Some(&param)));
     }
-    let mut out = text_message(&message.role, &message.content);
+    let mut out = ChatMessageIn::text(&message.role, &message.content);
     out.name = message.tool_name.clone();
     if let Some(calls) = &message.tool_calls {
         let converted = calls

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{self, StreamExt};
+use futures_util::StreamExt;
 use hearth_engine::{EngineEvent, FinishReason, Finished};
 use hearth_tools::{ReplyEvent, ReplyParser, ToolCall};
 use serde_json::{json, Value};
@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::access_log::RequestLog;
 use crate::generation::{usage, ChoiceEvent, Submitted};
+use crate::stream::channel_body;
 
 /// Which endpoint the lines are for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -74,8 +75,7 @@ pub fn ndjson_response(submitted: Submitted, shape: Shape, model: String, callab
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let parser = (!callable.is_empty()).then(|| ReplyParser::new(callable));
     tokio::spawn(drive(submitted, shape, model, parser, tx, log));
-    let body = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx)) });
-    ([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(body)).into_response()
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], channel_body(rx)).into_response()
 }
 
 async fn send(tx: &mpsc::Sender<Bytes>, value: Value) -> bool {

@@ -33,12 +33,17 @@ const CHUNK_BUFFER: usize = 64;
 pub fn sse_response(submitted: Submitted, shape: impl ChunkShape, include_usage: bool, log: Arc<RequestLog>) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(CHUNK_BUFFER);
     tokio::spawn(drive(submitted, shape, include_usage, tx, log));
-    let body = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx)) });
     (
         [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")],
-        Body::from_stream(body),
+        channel_body(rx),
     )
         .into_response()
+}
+
+/// A response body that sends what arrives on `rx` until its sender is dropped.
+pub fn channel_body(rx: mpsc::Receiver<Bytes>) -> Body {
+    let chunks = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx)) });
+    Body::from_stream(chunks)
 }
 
 fn event(json: &str) -> Bytes {

@@ -47,6 +47,16 @@ impl ToolPlan {
         Ok(ToolPlan { tools, choice, parallel: parallel.unwrap_or(true) })
     }
 
+    /// The tools to show the chat template: none under `tool_choice: "none"`, so that the
+    /// model answers in text.
+    pub fn template_tools<'a>(&self, tools: Option<&'a Vec<Value>>) -> Option<&'a Vec<Value>> {
+        if self.choice == ToolChoice::None {
+            None
+        } else {
+            tools
+        }
+    }
+
     /// Whether calls are looked for in the reply.
     pub fn parses_calls(&self) -> bool {
         !self.tools.is_empty() && self.choice != ToolChoice::None
