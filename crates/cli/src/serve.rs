@@ -56,6 +56,16 @@ pub struct ServeArgs {
     /// Seconds in-flight requests may run after SIGTERM/SIGINT before they are cancelled
     #[arg(long, default_value_t = 30)]
     pub shutdown_timeout: u64,
+    /// Keep stored Responses API responses (`store: true`) in this SQLite file, so that
+    /// `previous_response_id` works across restarts [default: in memory]
+    #[arg(long)]
+    pub responses_store: Option<PathBuf>,
+    /// Most stored responses kept; the oldest are dropped first
+    #[arg(long, default_value_t = 1000)]
+    pub max_stored_responses: usize,
+    /// Also serve the API on this port (11434 for clients that assume Ollama's port)
+    #[arg(long)]
+    pub ollama_port: Option<u16>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -85,6 +95,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: args.max_request_body as usize,
         cors_allow_origins: args.cors_allow_origin.clone(),
         shutdown_grace: Duration::from_secs(args.shutdown_timeout),
+        responses_store: args.responses_store.clone(),
+        max_stored_responses: args.max_stored_responses,
     };
     crate::common::init_kernels()?;
     let threads = hearth_kernels::threads::init(args.threads);
@@ -94,8 +106,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs, config: ServerConfig, path: PathBuf, template: Option<String>, threads: usize) -> anyhow::Result<()> {
     let addr = SocketAddr::new(args.host, args.port);
-    let server = Server::bind(addr, config).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let mut server = Server::bind(addr, config).await.with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!("listening on http://{} (model loading; /health answers 503 until ready)", server.local_addr()?);
+    if let Some(port) = args.ollama_port {
+        let also = SocketAddr::new(args.host, port);
+        let bound = server.listen_also(also).await.with_context(|| format!("cannot listen on {also} (--ollama-port)"))?;
+        tracing::info!("also listening on http://{bound} (--ollama-port)");
+    }
     let state = server.state();
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<()>();
     let engine_config = args.engine.config();

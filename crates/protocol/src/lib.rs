@@ -8,6 +8,7 @@ pub mod completions;
 pub mod error;
 pub mod models;
 pub mod ollama;
+pub mod responses;
 pub mod sse;
 pub mod tokenize;
 

@@ -16,13 +16,13 @@ use serde::Serialize;
 use crate::access_log::RequestLog;
 use crate::body::parse_body;
 use crate::chat_stream::{finish_reason, CallCounter, ChatShape};
+use crate::conversation::{Ask, Conversation, Started};
 use crate::error::ApiError;
 use crate::generation;
-use crate::params::{self, MAX_TOP_LOGPROBS};
+use crate::params::MAX_TOP_LOGPROBS;
 use crate::state::{AppState, ServedModel};
 use crate::stream::sse_response;
-use crate::structured;
-use crate::tool_plan::{template_tool_calls, ToolPlan};
+use crate::tool_plan::template_tool_calls;
 use crate::{logprobs, unix_now, warn_unknown_fields};
 
 pub async fn chat_completions(
@@ -34,8 +34,6 @@ pub async fn chat_completions(
     let model_name = state.resolve_model_name(request.model.as_deref())?;
     let model = state.ready_model()?;
     warn_unknown_fields(&request.unknown);
-    let tools = ToolPlan::from_request(request.tools.as_ref(), request.tool_choice.as_ref(), request.parallel_tool_calls)?;
-    let prompt = render_chat(&model, &request.messages, tools.template_tools(request.tools.as_ref()), true)?;
     let logprobs = match (request.logprobs.unwrap_or(false), request.top_logprobs) {
         (_, Some(n)) if n > MAX_TOP_LOGPROBS => {
             return Err(ApiError::bad_request(format!("top_logprobs must be at most {MAX_TOP_LOGPROBS}"), Some("top_logprobs")))
@@ -44,12 +42,14 @@ pub async fn chat_completions(
         (true, n) => Some(n.unwrap_or(0) as usize),
         (false, None) => None,
     };
-    let max_tokens = request.max_completion_tokens.or(request.max_tokens);
-    let plan = params::plan(request.sampling, max_tokens, logprobs, &model.defaults)?;
-    let constraints = structured::constraints(&model, request.response_format.as_ref(), &tools, plan.n)?;
-    let guard = state.admit(&model, plan.n)?;
-    let submitted = generation::submit(&model, vec![prompt], &plan, guard, "messages", constraints)?;
-    let callable = if tools.parses_calls() { tools.callable_names() } else { Vec::new() };
+    let conversation = Conversation::new(request.messages, request.tools, request.tool_choice.as_ref(), request.parallel_tool_calls)?;
+    let ask = Ask {
+        fields: request.sampling,
+        max_tokens: request.max_completion_tokens.or(request.max_tokens),
+        logprobs,
+        format: request.response_format.as_ref(),
+    };
+    let Started { submitted, plan, callable, single_call, .. } = conversation.start(&state, &model, ask)?;
     let shape = ChatShape::new(
         format!("chatcmpl-{}", crate::random_id()),
         unix_now(),
@@ -59,7 +59,7 @@ pub async fn chat_completions(
         plan.include_usage,
     );
     if plan.stream {
-        let shape = shape.parse_calls(submitted.num_choices(), callable, !tools.parallel);
+        let shape = shape.parse_calls(submitted.num_choices(), callable, single_call);
         return Ok(sse_response(submitted, shape, plan.include_usage, log));
     }
     let (results, usage) = generation::collect(submitted, &log).await?;
@@ -67,7 +67,7 @@ pub async fn chat_completions(
         .iter()
         .enumerate()
         .map(|(index, r)| {
-            let (message, made_calls) = assistant_message(&r.text, &callable, !tools.parallel);
+            let (message, made_calls) = assistant_message(&r.text, &callable, single_call);
             ChatChoice {
                 index: index as u32,
                 message,

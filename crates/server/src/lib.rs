@@ -6,6 +6,7 @@ mod body;
 mod chat;
 mod chat_stream;
 mod completions;
+mod conversation;
 mod error;
 mod generation;
 mod info;
@@ -16,12 +17,16 @@ pub mod metrics;
 mod ollama;
 mod ollama_stream;
 mod params;
+mod responses;
+mod responses_input;
+mod responses_store;
+mod responses_stream;
 mod state;
 mod stream;
 mod structured;
 mod tool_plan;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -34,23 +39,40 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 pub use access_log::REQUEST_ID_HEADER;
 pub use error::ApiError;
+pub use responses_store::ResponseStore;
 pub use state::{AppState, ServedModel, ServerConfig};
 
 /// A bound, not yet running server. Listening starts at `bind`, so clients can poll
 /// `/health` (503 "loading") while the model loads.
 pub struct Server {
-    listener: TcpListener,
+    /// The main port first, then those added with `listen_also`.
+    listeners: Vec<TcpListener>,
     state: Arc<AppState>,
 }
 
 impl Server {
+    /// Binds the main port; opens the response store (a SQLite file that cannot be opened is
+    /// an error naming it).
     pub async fn bind(addr: SocketAddr, config: ServerConfig) -> std::io::Result<Self> {
+        let responses = match &config.responses_store {
+            Some(path) => ResponseStore::sqlite(path, config.max_stored_responses).map_err(std::io::Error::other)?,
+            None => ResponseStore::memory(config.max_stored_responses),
+        };
         let listener = TcpListener::bind(addr).await?;
-        Ok(Server { listener, state: Arc::new(AppState::new(config)) })
+        Ok(Server { listeners: vec![listener], state: Arc::new(AppState::new(config, responses)) })
     }
 
+    /// Serves the same API on another address too (e.g. Ollama's port 11434).
+    pub async fn listen_also(&mut self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        self.listeners.push(listener);
+        Ok(bound)
+    }
+
+    /// The main port's address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.listeners[0].local_addr()
     }
 
     /// Where to hand over the model once it has loaded.
@@ -63,12 +85,17 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let state = self.state.clone();
         let grace = state.config.shutdown_grace;
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let app = router(state.clone());
-        let serve = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.wait_for(|stop| *stop).await;
-            });
+        let serving = self.listeners.into_iter().map(|listener| {
+            let mut stop_rx = stop_rx.clone();
+            axum::serve(listener, app.clone().into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move {
+                    let _ = stop_rx.wait_for(|stop| *stop).await;
+                })
+                .into_future()
+        });
+        let serve = futures_util::future::try_join_all(serving);
         let signal_state = state.clone();
         let grace_over = async move {
             shutdown.await;
@@ -78,7 +105,7 @@ impl Server {
             tokio::time::sleep(grace).await;
         };
         let result = tokio::select! {
-            result = serve => result,
+            result = serve => result.map(|_| ()),
             _ = grace_over => {
                 tracing::warn!("grace period over: cancelling the requests still running");
                 Ok(())
@@ -100,6 +127,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/completions", post(completions::completions))
         .route("/v1/messages", post(messages::messages))
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
+        .route("/v1/responses", post(responses::create))
+        .route("/v1/responses/{id}", get(responses::get).delete(responses::delete))
+        .route("/v1/responses/{id}/cancel", post(responses::cancel))
         .route("/tokenize", post(info::tokenize))
         .route("/detokenize", post(info::detokenize))
         .route("/api/chat", post(ollama::chat))
@@ -140,7 +170,7 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     } else {
         AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
     };
-    Some(CorsLayer::new().allow_origin(allow).allow_methods([Method::GET, Method::POST, Method::OPTIONS]).allow_headers(Any))
+    Some(CorsLayer::new().allow_origin(allow).allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS]).allow_headers(Any))
 }
 
 /// The current UTC time as RFC 3339 with nanoseconds (Ollama's `created_at`).

@@ -20,10 +20,9 @@ use serde_json::{json, Value};
 
 use crate::access_log::RequestLog;
 use crate::body::parse_body;
-use crate::chat::render_chat;
+use crate::conversation::{Ask, Conversation, Started};
 use crate::error::ApiError;
-use crate::tool_plan::ToolPlan;
-use crate::{generation, params, structured, warn_unknown_fields};
+use crate::{generation, warn_unknown_fields};
 
 /// An error in Anthropic's shape, with the status the OpenAI-shaped one had.
 pub fn anthropic_error(error: ApiError) -> Response {
@@ -56,9 +55,8 @@ pub async fn count_tokens(State(state): State<Arc<crate::AppState>>, body: Resul
         let request: CountTokensRequest = parse_body(body, state.config.max_body_bytes)?;
         state.resolve_model_name(request.model.as_deref())?;
         let model = state.ready_model()?;
-        let conversation = Conversation::from_request(request.system.as_ref(), &request.messages, request.tools.as_ref(), None)?;
-        let prompt = render_chat(&model, &conversation.messages, conversation.template_tools(), true)?;
-        Ok::<_, ApiError>(prompt.len())
+        let conversation = conversation(request.system.as_ref(), &request.messages, request.tools.as_ref(), None)?;
+        Ok::<_, ApiError>(conversation.render(&model)?.len())
     })();
     match counted {
         Ok(tokens) => Json(json!({"input_tokens": tokens})).into_response(),
@@ -71,9 +69,7 @@ async fn answer(state: Arc<crate::AppState>, log: Arc<RequestLog>, body: Result<
     let model_name = state.resolve_model_name(request.model.as_deref())?;
     let model = state.ready_model()?;
     warn_unknown_fields(&request.unknown);
-    let conversation =
-        Conversation::from_request(request.system.as_ref(), &request.messages, request.tools.as_ref(), request.tool_choice.as_ref())?;
-    let prompt = render_chat(&model, &conversation.messages, conversation.template_tools(), true)?;
+    let conversation = conversation(request.system.as_ref(), &request.messages, request.tools.as_ref(), request.tool_choice.as_ref())?;
     let fields = SamplingFields {
         temperature: request.temperature,
         top_p: request.top_p,
@@ -82,12 +78,8 @@ async fn answer(state: Arc<crate::AppState>, log: Arc<RequestLog>, body: Result<
         stream: request.stream,
         ..Default::default()
     };
-    let plan = params::plan(fields, Some(request.max_tokens), None, &model.defaults)?;
-    let constraints = structured::constraints(&model, None, &conversation.tools, 1)?;
-    let prompt_tokens = prompt.len() as u64;
-    let guard = state.admit(&model, 1)?;
-    let submitted = generation::submit(&model, vec![prompt], &plan, guard, "messages", constraints)?;
-    let callable = if conversation.tools.parses_calls() { conversation.tools.callable_names() } else { Vec::new() };
+    let ask = Ask { fields, max_tokens: Some(request.max_tokens), ..Default::default() };
+    let Started { submitted, plan, prompt_tokens, callable, single_call } = conversation.start(&state, &model, ask)?;
     let id = format!("msg_{}", crate::random_id());
     if plan.stream {
         let opening = MessagesResponse {
@@ -100,12 +92,11 @@ async fn answer(state: Arc<crate::AppState>, log: Arc<RequestLog>, body: Result<
             stop_sequence: None,
             usage: AnthropicUsage { input_tokens: prompt_tokens, ..Default::default() },
         };
-        let single = !conversation.tools.parallel;
-        return Ok(crate::messages_stream::sse_response(submitted, opening, callable, single, log));
+        return Ok(crate::messages_stream::sse_response(submitted, opening, callable, single_call, log));
     }
     let (results, usage) = generation::collect(submitted, &log).await?;
     let result = results.into_iter().next().unwrap_or_default();
-    let (content, made_calls) = output_blocks(&result.text, &callable, !conversation.tools.parallel);
+    let (content, made_calls) = output_blocks(&result.text, &callable, single_call);
     let reason = result.finish.as_ref().map(|f| f.reason).unwrap_or(FinishReason::Stop);
     let stop_sequence = result.finish.as_ref().and_then(|f| f.stop_string.clone());
     let response = MessagesResponse {
@@ -158,39 +149,23 @@ fn output_blocks(text: &str, callable: &[String], single: bool) -> (Vec<OutputBl
     (blocks, made_calls)
 }
 
-/// A Messages request in the chat pipeline's terms.
-struct Conversation {
-    messages: Vec<ChatMessageIn>,
-    tools: ToolPlan,
-    /// The offered tools in OpenAI's shape, for the chat template.
-    openai_tools: Option<Vec<Value>>,
-}
-
-impl Conversation {
-    fn from_request(
-        system: Option<&TextOrBlocks>,
-        messages: &[AnthropicMessage],
-        tools: Option<&Vec<AnthropicTool>>,
-        choice: Option<&AnthropicToolChoice>,
-    ) -> Result<Self, ApiError> {
-        let mut out = Vec::with_capacity(messages.len() + 1);
-        if let Some(system) = system {
-            out.push(ChatMessageIn::text("system", joined_text(system, "system")?));
-        }
-        for (i, message) in messages.iter().enumerate() {
-            convert_message(i, message, &mut out)?;
-        }
-        let openai_tools = tools.map(|tools| openai_tools(tools));
-        let (choice_value, parallel) = openai_tool_choice(choice)?;
-        let tools = ToolPlan::from_request(openai_tools.as_ref(), choice_value.as_ref(), parallel)?;
-        Ok(Conversation { messages: out, tools, openai_tools })
+/// A Messages request as the shared conversation.
+fn conversation(
+    system: Option<&TextOrBlocks>,
+    messages: &[AnthropicMessage],
+    tools: Option<&Vec<AnthropicTool>>,
+    choice: Option<&AnthropicToolChoice>,
+) -> Result<Conversation, ApiError> {
+    let mut out = Vec::with_capacity(messages.len() + 1);
+    if let Some(system) = system {
+        out.push(ChatMessageIn::text("system", joined_text(system, "system")?));
     }
-
-    fn template_tools(&self) -> Option<&Vec<Value>> {
-        self.tools.template_tools(self.openai_tools.as_ref())
+    for (i, message) in messages.iter().enumerate() {
+        convert_message(i, message, &mut out)?;
     }
+    let (choice_value, parallel) = openai_tool_choice(choice)?;
+    Conversation::new(out, tools.map(|tools| openai_tools(tools)), choice_value.as_ref(), parallel)
 }
-
 
 /// Function tools in OpenAI's shape; Anthropic's server tools (a `type` and no schema) cannot
 /// run here and are left out with a warning.

@@ -18,12 +18,12 @@ use serde_json::{json, Map, Value};
 
 use crate::access_log::RequestLog;
 use crate::body::parse_body;
-use crate::chat::render_chat;
+use crate::conversation::{start_prompt, Ask, Conversation, Started};
 use crate::error::ApiError;
 use crate::ollama_stream::{done_fields, line, ndjson_response, piece, Shape};
 use crate::state::{AppState, ServedModel};
 use crate::tool_plan::ToolPlan;
-use crate::{generation, params, structured, warn_unknown_fields};
+use crate::{generation, warn_unknown_fields};
 
 /// The Ollama API version hearth answers to (clients gate features on it).
 const OLLAMA_VERSION: &str = "0.12.0";
@@ -108,11 +108,10 @@ async fn chat_answer(state: Arc<AppState>, log: Arc<RequestLog>, body: Result<By
     let model = state.ready_model()?;
     warn_unknown_fields(&request.unknown);
     let messages = request.messages.iter().enumerate().map(|(i, m)| chat_message(i, m)).collect::<Result<Vec<_>, _>>()?;
-    let tools = ToolPlan::from_request(request.tools.as_ref(), None, None)?;
-    let prompt = render_chat(&model, &messages, request.tools.as_ref(), true)?;
-    let callable = if tools.parses_calls() { tools.callable_names() } else { Vec::new() };
+    let conversation = Conversation::new(messages, request.tools, None, None)?;
+    let prompt = conversation.render(&model)?;
     let job = Job { shape: Shape::Chat, name, prompt, options: request.options, stream: request.stream, format: request.format };
-    run(&state, &model, log, job, &tools, callable).await
+    run(&state, &model, log, job, &conversation.tools).await
 }
 
 pub async fn generate(
@@ -139,10 +138,10 @@ async fn generate_answer(state: Arc<AppState>, log: Arc<RequestLog>, body: Resul
             messages.push(ChatMessageIn::text("system", system));
         }
         messages.push(ChatMessageIn::text("user", &request.prompt));
-        render_chat(&model, &messages, None, true)?
+        Conversation::new(messages, None, None, None)?.render(&model)?
     };
     let job = Job { shape: Shape::Generate, name, prompt, options: request.options, stream: request.stream, format: request.format };
-    run(&state, &model, log, job, &ToolPlan::from_request(None, None, None)?, Vec::new()).await
+    run(&state, &model, log, job, &ToolPlan::from_request(None, None, None)?).await
 }
 
 /// One generation as Ollama asked for it.
@@ -155,7 +154,7 @@ struct Job {
     format: Option<Value>,
 }
 
-async fn run(state: &AppState, model: &ServedModel, log: Arc<RequestLog>, job: Job, tools: &ToolPlan, callable: Vec<String>) -> Result<Response, ApiError> {
+async fn run(state: &AppState, model: &ServedModel, log: Arc<RequestLog>, job: Job, tools: &ToolPlan) -> Result<Response, ApiError> {
     let options = job.options.unwrap_or_default();
     if !options.other.is_empty() {
         warn_unknown_fields(&options.other);
@@ -173,11 +172,9 @@ async fn run(state: &AppState, model: &ServedModel, log: Arc<RequestLog>, job: J
         frequency_penalty: options.frequency_penalty,
         ..Default::default()
     };
-    let plan = params::plan(fields, max_tokens, None, &model.defaults)?;
     let format = response_format(job.format.as_ref())?;
-    let constraints = structured::constraints(model, format.as_ref(), tools, 1)?;
-    let guard = state.admit(model, 1)?;
-    let submitted = generation::submit(model, vec![job.prompt], &plan, guard, "prompt", constraints)?;
+    let ask = Ask { fields, max_tokens, logprobs: None, format: format.as_ref() };
+    let Started { submitted, callable, .. } = start_prompt(state, model, job.prompt, tools, ask, "prompt")?;
     if job.stream.unwrap_or(true) {
         return Ok(ndjson_response(submitted, job.shape, job.name, callable, log));
     }

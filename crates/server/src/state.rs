@@ -8,6 +8,7 @@ use hearth_engine::{EngineConfig, EngineHandle, GenerationDefaults, GrammarCompi
 use hearth_tokenizer::{ChatTemplate, Tokenizer};
 
 use crate::error::ApiError;
+use crate::responses_store::ResponseStore;
 
 /// Server settings (the `hearth serve` flags that are not engine flags).
 #[derive(Debug, Clone)]
@@ -24,6 +25,10 @@ pub struct ServerConfig {
     pub cors_allow_origins: Vec<String>,
     /// How long in-flight requests may run after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
+    /// Where stored Responses API responses live (a SQLite file); None: in memory.
+    pub responses_store: Option<std::path::PathBuf>,
+    /// Most stored responses kept (the oldest are dropped first).
+    pub max_stored_responses: usize,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +41,8 @@ impl Default for ServerConfig {
             max_body_bytes: 32 << 20,
             cors_allow_origins: Vec::new(),
             shutdown_grace: Duration::from_secs(30),
+            responses_store: None,
+            max_stored_responses: 1000,
         }
     }
 }
@@ -85,6 +92,8 @@ pub struct AppState {
     shutting_down: AtomicBool,
     /// Unix seconds at startup (`created` of the model card).
     pub started_at: u64,
+    /// Responses kept for `GET /v1/responses/{id}` and `previous_response_id`.
+    pub responses: ResponseStore,
 }
 
 /// Holds admission slots for a request; they are returned when it is dropped.
@@ -100,9 +109,10 @@ impl Drop for AdmissionGuard {
 }
 
 impl AppState {
-    pub fn new(config: ServerConfig) -> Self {
+    pub fn new(config: ServerConfig, responses: ResponseStore) -> Self {
         AppState {
             config,
+            responses,
             model: OnceLock::new(),
             admitted: Arc::new(AtomicUsize::new(0)),
             shutting_down: AtomicBool::new(false),

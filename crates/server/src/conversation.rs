@@ -1,0 +1,87 @@
+//! The one conversation every front door converts its request into (chat messages, offered
+//! tools, tool choice), and the pipeline run once for all of them: chat template, sampling
+//! plan, grammars, admission and submission to the engine.
+
+use hearth_protocol::{ChatMessageIn, SamplingFields};
+use serde_json::Value;
+
+use crate::chat::render_chat;
+use crate::error::ApiError;
+use crate::generation::{self, Submitted};
+use crate::params::{self, GenerationPlan};
+use crate::state::{AppState, ServedModel};
+use crate::structured;
+use crate::tool_plan::ToolPlan;
+
+/// A request in the pipeline's terms.
+pub struct Conversation {
+    pub messages: Vec<ChatMessageIn>,
+    pub tools: ToolPlan,
+    /// The offered tools in Chat Completions' shape, for the chat template.
+    openai_tools: Option<Vec<Value>>,
+}
+
+/// What a front door asks the engine for, in Chat Completions' terms.
+#[derive(Default)]
+pub struct Ask<'a> {
+    pub fields: SamplingFields,
+    pub max_tokens: Option<u32>,
+    /// Alternatives per token (None: no logprobs).
+    pub logprobs: Option<usize>,
+    /// A `response_format` (`json_object`, `json_schema`).
+    pub format: Option<&'a Value>,
+}
+
+/// A request on the engine, with what its answer needs to be shaped.
+pub struct Started {
+    pub submitted: Submitted,
+    pub plan: GenerationPlan,
+    pub prompt_tokens: u64,
+    /// The functions whose calls are parsed out of the reply (empty: the reply is text).
+    pub callable: Vec<String>,
+    /// At most one call per reply.
+    pub single_call: bool,
+}
+
+impl Conversation {
+    /// `tools` in Chat Completions' shape; `choice` and `parallel` as its request has them.
+    pub fn new(messages: Vec<ChatMessageIn>, tools: Option<Vec<Value>>, choice: Option<&Value>, parallel: Option<bool>) -> Result<Self, ApiError> {
+        let plan = ToolPlan::from_request(tools.as_ref(), choice, parallel)?;
+        Ok(Conversation { messages, tools: plan, openai_tools: tools })
+    }
+
+    /// The tools the chat template shows the model.
+    pub fn template_tools(&self) -> Option<&Vec<Value>> {
+        self.tools.template_tools(self.openai_tools.as_ref())
+    }
+
+    /// The prompt: the template rendered with a generation prompt, tokenized.
+    pub fn render(&self, model: &ServedModel) -> Result<Vec<u32>, ApiError> {
+        render_chat(model, &self.messages, self.template_tools(), true)
+    }
+
+    /// Renders the prompt and starts the generation.
+    pub fn start(&self, state: &AppState, model: &ServedModel, ask: Ask<'_>) -> Result<Started, ApiError> {
+        let prompt = self.render(model)?;
+        start_prompt(state, model, prompt, &self.tools, ask, "messages")
+    }
+}
+
+/// Starts a generation for a rendered prompt: plan, grammars, admission, submission.
+/// `prompt_param` names the request field a too-long prompt came from.
+pub fn start_prompt(
+    state: &AppState,
+    model: &ServedModel,
+    prompt: Vec<u32>,
+    tools: &ToolPlan,
+    ask: Ask<'_>,
+    prompt_param: &str,
+) -> Result<Started, ApiError> {
+    let plan = params::plan(ask.fields, ask.max_tokens, ask.logprobs, &model.defaults)?;
+    let constraints = structured::constraints(model, ask.format, tools, plan.n)?;
+    let prompt_tokens = prompt.len() as u64;
+    let guard = state.admit(model, plan.n)?;
+    let submitted = generation::submit(model, vec![prompt], &plan, guard, prompt_param, constraints)?;
+    let callable = if tools.parses_calls() { tools.callable_names() } else { Vec::new() };
+    Ok(Started { submitted, plan, prompt_tokens, callable, single_call: !tools.parallel })
+}
