@@ -1,4 +1,4 @@
-//! The gateway's OpenAI front: chat and completions (routed), the public model list,
+//! The gateway's front: chat, completions, Responses and Messages (routed), the public model list,
 //! liveness and readiness, metrics; virtual-key checks and limits.
 
 use std::sync::Arc;
@@ -22,6 +22,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
+        .route("/v1/responses", post(responses))
+        .route("/v1/messages", post(messages))
         .route("/v1/models", get(models))
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/health/readiness", get(readiness))
@@ -36,6 +38,41 @@ async fn chat(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -
 
 async fn completions(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
     handle(&gw, Endpoint::Completions, &headers, &body).await
+}
+
+async fn responses(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(&gw, Endpoint::Responses, &headers, &body).await
+}
+
+/// Anthropic's Messages API: routed like chat; errors in Anthropic's shape.
+async fn messages(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+    anthropic_shaped(handle(&gw, Endpoint::Messages, &headers, &body).await).await
+}
+
+/// An OpenAI error answer rewritten as `{"type": "error", "error": {"type", "message"}}`
+/// (successful answers and errors already in that shape pass unchanged).
+async fn anthropic_shaped(response: Response) -> Response {
+    if response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if value["type"] == "error" || !value["error"]["message"].is_string() {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    let kind = match parts.status.as_u16() {
+        400 | 413 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        _ => "api_error",
+    };
+    let shaped = json!({"type": "error", "error": {"type": kind, "message": value["error"]["message"]}});
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(shaped.to_string()))
 }
 
 async fn handle(gw: &Gateway, endpoint: Endpoint, headers: &HeaderMap, body: &[u8]) -> Response {
@@ -66,7 +103,9 @@ async fn authorize(gw: &Gateway, headers: &HeaderMap) -> Result<UsageSink, Respo
         Some(store) if store.has_keys().await => store,
         _ => return Ok(UsageSink::new(gw.usage_tx.clone(), None)),
     };
-    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+    // `Authorization: Bearer` as OpenAI clients send it, `x-api-key` as Anthropic's do
+    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let given = bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok())).unwrap_or("");
     let Some((hash, limits)) = store.lookup(given.trim()).await else {
         return Err(error_response(StatusCode::UNAUTHORIZED, "Invalid or missing API key.", "invalid_request_error", Some("invalid_api_key")));
     };

@@ -14,6 +14,7 @@ pub mod ollama;
 pub mod plan;
 pub mod relay;
 pub mod router;
+pub mod typed_events;
 pub mod upstream;
 pub mod usage;
 
@@ -87,6 +88,8 @@ pub(crate) fn new_id(endpoint: Endpoint) -> String {
     let prefix = match endpoint {
         Endpoint::Chat => "chatcmpl",
         Endpoint::Completions => "cmpl",
+        Endpoint::Responses => "resp",
+        Endpoint::Messages => "msg",
     };
     format!("{prefix}-{:024x}", rand::random::<u128>() >> 32)
 }

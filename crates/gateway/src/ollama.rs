@@ -34,7 +34,8 @@ pub fn request_body(endpoint: Endpoint, openai: &Value, model: &str, stream: boo
     }
     let mut body = json!({"model": model, "stream": stream, "options": options});
     match endpoint {
-        Endpoint::Chat => body["messages"] = Value::Array(openai["messages"].as_array().cloned().unwrap_or_default().iter().map(message).collect()),
+        // the typed-event APIs reach Ollama untranslated (its /v1 paths); never here
+        Endpoint::Chat | Endpoint::Responses | Endpoint::Messages => body["messages"] = Value::Array(openai["messages"].as_array().cloned().unwrap_or_default().iter().map(message).collect()),
         Endpoint::Completions => {
             body["prompt"] = openai["prompt"].clone();
             body["raw"] = json!(true);
@@ -68,7 +69,8 @@ fn usage(done: &Value) -> Value {
 
 fn text_of(endpoint: Endpoint, v: &Value) -> String {
     match endpoint {
-        Endpoint::Chat => v["message"]["content"].as_str().unwrap_or("").to_string(),
+        // the typed-event APIs reach Ollama untranslated (its /v1 paths); never here
+        Endpoint::Chat | Endpoint::Responses | Endpoint::Messages => v["message"]["content"].as_str().unwrap_or("").to_string(),
         Endpoint::Completions => v["response"].as_str().unwrap_or("").to_string(),
     }
 }
@@ -77,7 +79,8 @@ fn text_of(endpoint: Endpoint, v: &Value) -> String {
 pub fn response(endpoint: Endpoint, ollama: &Value, id: &str, created: u64, public_model: &str) -> Value {
     let text = text_of(endpoint, ollama);
     let choice = match endpoint {
-        Endpoint::Chat => json!({"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": null, "finish_reason": finish_reason(ollama)}),
+        // the typed-event APIs reach Ollama untranslated (its /v1 paths); never here
+        Endpoint::Chat | Endpoint::Responses | Endpoint::Messages => json!({"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": null, "finish_reason": finish_reason(ollama)}),
         Endpoint::Completions => json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish_reason(ollama)}),
     };
     json!({"id": id, "object": endpoint.object(false), "created": created, "model": public_model, "choices": [choice], "usage": usage(ollama)})
@@ -110,7 +113,7 @@ impl StreamTranslator {
 
     fn choice(&self, text: Option<String>, role: bool, finish: Option<&str>) -> Value {
         match self.endpoint {
-            Endpoint::Chat => {
+            Endpoint::Chat | Endpoint::Responses | Endpoint::Messages => {
                 let mut delta = Map::new();
                 if role {
                     delta.insert("role".into(), json!("assistant"));

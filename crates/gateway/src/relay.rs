@@ -1,7 +1,7 @@
 //! Relays a started backend answer to the client under the public model name: complete
 //! answers rewritten in one piece; streams passed through event by event (OpenAI SSE with the
 //! model field rewritten, Ollama NDJSON translated), with errors after the first byte sent as
-//! an error event and `[DONE]`.
+//! an error event and `[DONE]`; Responses and Messages streams relayed as typed events.
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::config::ProviderKind;
 use crate::ollama::StreamTranslator;
+use crate::typed_events::{error_event, relay_event};
 use crate::upstream::{Endpoint, Outstanding, Started};
 use crate::usage::UsageSink;
 
@@ -49,7 +50,7 @@ pub async fn read_complete(started: Started, ctx: &RelayContext) -> Result<Value
     }
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| format!("the backend's answer is not JSON: {e}"))?;
     Ok(match ctx.kind {
-        ProviderKind::Ollama => {
+        ProviderKind::Ollama if !ctx.endpoint.is_typed_events() => {
             crate::ollama::response(ctx.endpoint, &value, &crate::new_id(ctx.endpoint), crate::unix_now(), &ctx.public_model)
         }
         _ => {
@@ -90,6 +91,9 @@ fn sse(data: &str) -> Bytes {
 }
 
 async fn pump(started: Started, ctx: RelayContext, tx: mpsc::Sender<Bytes>) {
+    if ctx.endpoint.is_typed_events() {
+        return pump_typed(started, ctx, tx).await;
+    }
     let mut events = if ctx.kind == ProviderKind::Ollama { EventSplitter::ndjson() } else { EventSplitter::sse() };
     let mut translator = StreamTranslator::new(ctx.endpoint, crate::new_id(ctx.endpoint), crate::unix_now(), ctx.public_model.clone(), ctx.include_usage);
     let mut usage = Value::Null;
@@ -121,6 +125,29 @@ async fn pump(started: Started, ctx: RelayContext, tx: mpsc::Sender<Bytes>) {
     }
     if !done_sent {
         let _ = tx.send(sse("[DONE]")).await;
+    }
+    ctx.usage.record(&ctx.public_model, &ctx.backend, &usage);
+}
+
+/// Relays a Responses or Messages stream event by event (no `[DONE]` in these protocols).
+async fn pump_typed(started: Started, ctx: RelayContext, tx: mpsc::Sender<Bytes>) {
+    let mut events = EventSplitter::sse();
+    let mut usage = Value::Null;
+    let mut body = futures_util::stream::iter([Ok(started.first)]).chain(started.rest);
+    while let Some(piece) = body.next().await {
+        let piece = match piece {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("backend stream failed after the first byte: {e}");
+                let _ = tx.send(Bytes::from(error_event(ctx.endpoint, &e))).await;
+                return;
+            }
+        };
+        for event in events.push(&piece) {
+            if tx.send(Bytes::from(relay_event(&event, &ctx.public_model, &mut usage))).await.is_err() {
+                return;
+            }
+        }
     }
     ctx.usage.record(&ctx.public_model, &ctx.backend, &usage);
 }

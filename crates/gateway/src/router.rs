@@ -86,7 +86,7 @@ async fn attempt_all(
         }
         *attempts += 1;
         let slot = backend.acquire();
-        let upstream_body = upstream_request(body, &candidate.upstream_model, stream);
+        let upstream_body = upstream_request(body, &candidate.upstream_model, stream && !endpoint.is_typed_events());
         let ctx = RelayContext {
             endpoint,
             public_model: public.to_string(),
@@ -114,6 +114,11 @@ async fn attempt_all(
                 tracing::warn!(backend = backend.name(), attempt = *attempts, "attempt failed: {reason}");
                 last = format!("{}: {reason}", backend.name());
             }
+            Err(Failure::Unsupported(reason)) => {
+                breaker.release_probe();
+                tracing::info!(backend = backend.name(), "{reason}; trying the next route");
+                last = format!("{}: {reason}", backend.name());
+            }
             Err(Failure::ContextOverflow { status, body }) => {
                 breaker.release_probe();
                 return Outcome::Overflow { status, body };
@@ -127,12 +132,13 @@ async fn attempt_all(
     Outcome::Exhausted(last)
 }
 
-/// The request as the backend gets it: its own model name, and a usage chunk asked for so that
-/// usage can be recorded (the relay hides it from clients that did not ask).
-fn upstream_request(body: &Value, upstream_model: &str, stream: bool) -> Value {
+/// The request as the backend gets it: its own model name, and (for a Chat Completions
+/// stream, `ask_usage`) a usage chunk asked for so that usage can be recorded (the relay hides
+/// it from clients that did not ask).
+fn upstream_request(body: &Value, upstream_model: &str, ask_usage: bool) -> Value {
     let mut upstream = body.clone();
     upstream["model"] = json!(upstream_model);
-    if stream {
+    if ask_usage {
         upstream["stream_options"]["include_usage"] = json!(true);
     }
     upstream

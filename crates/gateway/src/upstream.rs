@@ -19,6 +19,10 @@ use crate::ollama;
 pub enum Endpoint {
     Chat,
     Completions,
+    /// OpenAI's Responses API.
+    Responses,
+    /// Anthropic's Messages API.
+    Messages,
 }
 
 impl Endpoint {
@@ -27,20 +31,34 @@ impl Endpoint {
             (Endpoint::Chat, false) => "chat.completion",
             (Endpoint::Chat, true) => "chat.completion.chunk",
             (Endpoint::Completions, _) => "text_completion",
+            (Endpoint::Responses, _) => "response",
+            (Endpoint::Messages, _) => "message",
         }
     }
 
-    fn openai_path(self) -> &'static str {
+    /// The typed-event protocols (Responses, Messages): relayed as they are, with the model
+    /// renamed; every backend kind serves them on its OpenAI-compatible `/v1` paths.
+    pub fn is_typed_events(self) -> bool {
+        matches!(self, Endpoint::Responses | Endpoint::Messages)
+    }
+
+    /// The path under an OpenAI-compatible base URL (which ends in `/v1`).
+    pub fn openai_path(self) -> &'static str {
         match self {
             Endpoint::Chat => "/chat/completions",
             Endpoint::Completions => "/completions",
+            Endpoint::Responses => "/responses",
+            Endpoint::Messages => "/messages",
         }
     }
 
+    /// The path under an Ollama server's root.
     fn ollama_path(self) -> &'static str {
         match self {
             Endpoint::Chat => "/api/chat",
             Endpoint::Completions => "/api/generate",
+            Endpoint::Responses => "/v1/responses",
+            Endpoint::Messages => "/v1/messages",
         }
     }
 }
@@ -79,6 +97,9 @@ pub enum Failure {
     ContextOverflow { status: u16, body: String },
     /// The request itself is bad: the client gets the backend's answer.
     Client { status: u16, body: String },
+    /// The backend does not serve this API (an older server without /v1/responses): try the
+    /// next route, and leave the breaker alone (the backend is fine for the other APIs).
+    Unsupported(String),
 }
 
 impl Backend {
@@ -119,6 +140,7 @@ impl Backend {
     /// byte of a successful answer.
     pub async fn start(&self, endpoint: Endpoint, body: &Value, stream: bool) -> Result<Started, Failure> {
         let (url, payload) = match self.provider.kind {
+            ProviderKind::Ollama if endpoint.is_typed_events() => (self.url(endpoint.ollama_path()), body.clone()),
             ProviderKind::Ollama => {
                 let model = body["model"].as_str().unwrap_or_default();
                 (self.url(endpoint.ollama_path()), ollama::request_body(endpoint, body, model, stream))
@@ -135,7 +157,7 @@ impl Backend {
             true => Duration::from_secs_f64(self.provider.first_token_timeout_s),
             false => Duration::from_secs_f64(self.provider.timeout_s),
         };
-        match tokio::time::timeout(limit, first_piece(request)).await {
+        match tokio::time::timeout(limit, first_piece(request, endpoint)).await {
             Ok(result) => result,
             Err(_) => Err(Failure::Retryable(format!("no first byte within {limit:?}"))),
         }
@@ -159,12 +181,12 @@ impl Backend {
     }
 }
 
-async fn first_piece(request: reqwest::RequestBuilder) -> Result<Started, Failure> {
+async fn first_piece(request: reqwest::RequestBuilder, endpoint: Endpoint) -> Result<Started, Failure> {
     let response = request.send().await.map_err(|e| Failure::Retryable(format!("request failed: {e}")))?;
     let status = response.status().as_u16();
     if !(200..300).contains(&status) {
         let body = response.text().await.unwrap_or_default();
-        return Err(classify(status, body));
+        return Err(classify(status, body, endpoint));
     }
     let mut body = response.bytes_stream().map(|r| r.map_err(|e| format!("the backend's stream broke: {e}"))).boxed();
     match body.next().await {
@@ -174,10 +196,15 @@ async fn first_piece(request: reqwest::RequestBuilder) -> Result<Started, Failur
     }
 }
 
-/// Sorts an error status into retry, context overflow or client error.
-pub fn classify(status: u16, body: String) -> Failure {
+/// Sorts an error status into retry, context overflow or client error. A 404 or 405 on the
+/// Responses or Messages path that is not about the model means the backend does not speak
+/// that API (an older server): the next route may.
+pub fn classify(status: u16, body: String, endpoint: Endpoint) -> Failure {
     let overflow = body.contains("maximum context length") || body.contains("context_length_exceeded") || body.contains("context window");
     match status {
+        404 | 405 if endpoint.is_typed_events() && !body.contains("model") => {
+            Failure::Unsupported(format!("HTTP {status}: the backend does not serve {}", endpoint.openai_path()))
+        }
         400 | 413 if overflow => Failure::ContextOverflow { status, body },
         408 | 429 | 500..=599 => Failure::Retryable(format!("HTTP {status}: {}", body.chars().take(300).collect::<String>())),
         _ => Failure::Client { status, body },
@@ -190,11 +217,15 @@ mod tests {
 
     #[test]
     fn statuses_sort_into_retry_overflow_and_client_errors() {
-        assert!(matches!(classify(503, "busy".into()), Failure::Retryable(_)));
-        assert!(matches!(classify(429, "slow down".into()), Failure::Retryable(_)));
+        let chat = Endpoint::Chat;
+        assert!(matches!(classify(503, "busy".into(), chat), Failure::Retryable(_)));
+        assert!(matches!(classify(429, "slow down".into(), chat), Failure::Retryable(_)));
         let overflow = "This model's maximum context length is 2048 tokens. However, you requested 5000 tokens";
-        assert!(matches!(classify(400, overflow.into()), Failure::ContextOverflow { .. }));
-        assert!(matches!(classify(400, "bad temperature".into()), Failure::Client { status: 400, .. }));
-        assert!(matches!(classify(404, "no model".into()), Failure::Client { status: 404, .. }));
+        assert!(matches!(classify(400, overflow.into(), chat), Failure::ContextOverflow { .. }));
+        assert!(matches!(classify(400, "bad temperature".into(), chat), Failure::Client { status: 400, .. }));
+        assert!(matches!(classify(404, "no model".into(), chat), Failure::Client { status: 404, .. }));
+        assert!(matches!(classify(404, "Not Found".into(), Endpoint::Messages), Failure::Unsupported(_)));
+        let missing_model = r#"{"error": {"message": "The model `x` does not exist."}}"#;
+        assert!(matches!(classify(404, missing_model.into(), Endpoint::Responses), Failure::Client { status: 404, .. }));
     }
 }

@@ -35,9 +35,11 @@ impl UsageSink {
         UsageSink { tx, key }
     }
 
-    /// Records an OpenAI `usage` object (ignored when absent).
+    /// Records a `usage` object: Chat Completions' (`prompt_tokens`, `completion_tokens`) or
+    /// the Responses and Messages APIs' (`input_tokens`, `output_tokens`); ignored when absent.
     pub fn record(&self, model: &str, backend: &str, usage: &Value) {
-        let (Some(prompt), Some(completion)) = (usage["prompt_tokens"].as_u64(), usage["completion_tokens"].as_u64()) else {
+        let count = |openai: &str, typed: &str| usage[openai].as_u64().or_else(|| usage[typed].as_u64());
+        let (Some(prompt), Some(completion)) = (count("prompt_tokens", "input_tokens"), count("completion_tokens", "output_tokens")) else {
             return;
         };
         if let Some((_, limits)) = &self.key {

@@ -7,24 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hearth_engine::{EngineConfig, ModelBundle};
-use hearth_server::{ServedModel, Server, ServerConfig};
 use serde_json::{json, Value};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_hearth_mid_run_loses_no_request() {
-    let config = ServerConfig { served_model_names: vec!["smollm".into()], shutdown_grace: Duration::ZERO, ..Default::default() };
-    let server = Server::bind("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
-    let hearth_addr = server.local_addr().unwrap();
-    hearth_kernels::threads::init(None);
-    let bundle = ModelBundle::load(&hearth_testkit::model_path(hearth_testkit::SMOLLM)).unwrap();
-    let engine = EngineConfig { kv_cache_memory: Some(128 << 20), max_model_len: Some(1024), ..Default::default() };
-    server.state().set_model(ServedModel::start(bundle, &engine, None).unwrap());
-    let (kill, killed) = tokio::sync::oneshot::channel::<()>();
-    let hearth = tokio::spawn(server.run(async move {
-        let _ = killed.await;
-    }));
+    let (hearth_addr, kill, hearth) = start_hearth().await;
 
     let ollama = start_stub("ollama", true).await;
     let providers = format!(

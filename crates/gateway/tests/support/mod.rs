@@ -191,6 +191,24 @@ pub async fn start_gateway(providers: &str, mappings: &str, keys: Option<&str>) 
     (url, gateway, scratch)
 }
 
+/// hearth itself (SmolLM2, served as `smollm`) on a random port; sending on the returned
+/// channel stops it (no grace period), and the handle ends when it has.
+pub async fn start_hearth() -> (SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>) {
+    use hearth_server::{ServedModel, Server, ServerConfig};
+    let config = ServerConfig { served_model_names: vec!["smollm".into()], shutdown_grace: Duration::ZERO, ..Default::default() };
+    let server = Server::bind("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    hearth_kernels::threads::init(None);
+    let bundle = hearth_engine::ModelBundle::load(&hearth_testkit::model_path(hearth_testkit::SMOLLM)).unwrap();
+    let engine = hearth_engine::EngineConfig { kv_cache_memory: Some(128 << 20), max_model_len: Some(1024), ..Default::default() };
+    server.state().set_model(ServedModel::start(bundle, &engine, None).unwrap());
+    let (kill, killed) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = killed.await;
+    }));
+    (addr, kill, task)
+}
+
 pub fn chat(model: &str, stream: bool) -> Value {
     json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
 }
