@@ -99,3 +99,22 @@ async fn the_ollama_sdk_works_unchanged() {
     let server = start().await;
     run_sdk_script(&server, "ollama_sdk.py").await;
 }
+
+/// `--ollama-port`: the same API on a second address, for clients that assume Ollama's port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_port_serves_the_same_api() {
+    let mut server = hearth_server::Server::bind("127.0.0.1:0".parse().unwrap(), server_config()).await.unwrap();
+    let second = server.listen_also("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    load_model(&server.state(), hearth_testkit::SMOLLM, &engine_config());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    let version: serde_json::Value = client().get(format!("http://{second}/api/version")).send().await.unwrap().json().await.unwrap();
+    assert!(version["version"].is_string());
+    let body = serde_json::json!({"model": MODEL_NAME, "prompt": "Say hi.", "stream": false, "options": {"num_predict": 4, "temperature": 0}});
+    let answer: serde_json::Value = client().post(format!("http://{second}/api/generate")).json(&body).send().await.unwrap().json().await.unwrap();
+    assert_eq!(answer["done"], true, "{answer}");
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
