@@ -1,11 +1,12 @@
 //! `hearth check`: an acceptance suite for any OpenAI-compatible endpoint (health, models,
-//! chat compliance, streaming, sampling controls, errors, tool calls, structured outputs, code
-//! quality, performance) with a Markdown or JSON report.
+//! chat compliance, streaming, sampling controls, errors, tool calls, structured outputs, the
+//! Responses and Messages APIs, code quality, performance) with a Markdown or JSON report.
 
 pub mod codegen;
 pub mod compliance;
 pub mod http;
 pub mod perf;
+pub mod protocols;
 pub mod report;
 pub mod result;
 pub mod tools;
@@ -85,6 +86,8 @@ pub async fn run_suite(config: &CheckConfig, mut progress: impl FnMut(usize, &Ch
         push(compliance::errors(&http, model).await, &mut results);
         push(tools::tool_calls(&http, model).await, &mut results);
         push(tools::structured_output(&http, model).await, &mut results);
+        push(protocols::responses(&http, model).await, &mut results);
+        push(protocols::messages(&http, model).await, &mut results);
         push(codegen::code_quality(&http, model, &config.python, config.min_pass_rate).await, &mut results);
         if !config.skip_performance {
             push(perf::performance(&config.url, config.api_key.as_deref(), model).await, &mut results);

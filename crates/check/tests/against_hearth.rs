@@ -32,7 +32,7 @@ async fn hearth_passes_its_own_acceptance_suite() {
     let markdown = report.to_markdown();
     assert!(report.passed(), "{markdown}");
     assert_eq!(report.model.as_deref(), Some("qwen-coder"));
-    assert_eq!(seen.len(), 10, "progress saw every check");
+    assert_eq!(seen.len(), 12, "progress saw every check");
     for result in &report.results {
         assert!(result.passed(), "{} failed:\n{markdown}", result.name);
         assert!(!result.validations.is_empty(), "{} validated nothing", result.name);
