@@ -56,6 +56,9 @@ pub struct ResponsesRequest {
     /// Accepted: extra output hearth does not produce (encrypted reasoning, logprobs).
     #[serde(default)]
     pub include: Option<Vec<String>>,
+    /// Accepted: the client's own bookkeeping (Codex sends its thread and turn ids).
+    #[serde(default)]
+    pub client_metadata: Option<Value>,
     /// Fields hearth does not know; the server names them in a warning.
     #[serde(flatten)]
     pub unknown: Map<String, Value>,
@@ -196,7 +199,16 @@ pub struct IncompleteDetails {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OutputItem {
     Message { id: String, status: String, role: String, content: Vec<OutputText> },
-    FunctionCall { id: String, call_id: String, name: String, arguments: String, status: String },
+    FunctionCall {
+        id: String,
+        call_id: String,
+        name: String,
+        arguments: String,
+        status: String,
+        /// The namespace tool the function belongs to, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+    },
 }
 
 impl OutputItem {
@@ -206,12 +218,13 @@ impl OutputItem {
             OutputItem::Message { content, .. } => {
                 InputItem::message("assistant", content.iter().map(|part| part.text.as_str()).collect())
             }
-            OutputItem::FunctionCall { id, call_id, name, arguments, .. } => InputItem {
+            OutputItem::FunctionCall { id, call_id, name, arguments, namespace, .. } => InputItem {
                 kind: Some("function_call".into()),
                 call_id: Some(call_id.clone()),
                 name: Some(name.clone()),
                 arguments: Some(arguments.clone()),
                 id: Some(id.clone()),
+                other: namespace.iter().map(|ns| ("namespace".to_string(), Value::String(ns.clone()))).collect(),
                 ..Default::default()
             },
         }

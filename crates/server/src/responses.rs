@@ -22,7 +22,7 @@ use crate::access_log::RequestLog;
 use crate::body::parse_body;
 use crate::conversation::{Ask, Started};
 use crate::error::ApiError;
-use crate::responses_input::{conversation, input_items, response_format};
+use crate::responses_input::{conversation, input_items, namespaces, response_format, split_namespace};
 use crate::responses_store::StoredResponse;
 use crate::state::AppState;
 use crate::{generation, random_id, unix_now, warn_unknown_fields};
@@ -63,7 +63,7 @@ pub async fn create(
     let (results, _) = generation::collect(submitted, &log).await?;
     let result = results.into_iter().next().unwrap_or_default();
     let finished = result.finish.ok_or_else(|| ApiError::internal("the request ended without finishing"))?;
-    let output = output_items(&result.text, &callable, single_call, finished.reason);
+    let output = output_items(&result.text, &callable, single_call, finished.reason, &draft.namespaces());
     Ok(Json(draft.finish(&state, output, &finished)).into_response())
 }
 
@@ -148,6 +148,11 @@ impl Draft {
         }
     }
 
+    /// The names of the request's namespace tools.
+    pub fn namespaces(&self) -> Vec<String> {
+        namespaces(self.request.tools.as_ref())
+    }
+
     fn stores(&self) -> bool {
         self.request.store.unwrap_or(true)
     }
@@ -190,20 +195,22 @@ pub fn message_item(id: String, text: String, status: &str) -> OutputItem {
     OutputItem::Message { id, status: status.into(), role: "assistant".into(), content: vec![OutputText::new(text)] }
 }
 
-/// A function call item for a parsed call.
-pub fn call_item(call: ToolCall, status: &str) -> OutputItem {
+/// A function call item for a parsed call (a namespaced function's name split back).
+pub fn call_item(call: ToolCall, status: &str, namespaces: &[String]) -> OutputItem {
+    let (namespace, name) = split_namespace(&call.name, namespaces);
     OutputItem::FunctionCall {
         id: format!("fc_{}", random_id()),
         call_id: format!("call_{}", random_id()),
-        name: call.name,
+        name,
         arguments: call.arguments,
         status: status.into(),
+        namespace,
     }
 }
 
 /// The reply as output items: its text as one message (also when empty and nothing was
 /// called), then its calls (the first alone when `single`).
-fn output_items(text: &str, callable: &[String], single: bool, reason: FinishReason) -> Vec<OutputItem> {
+fn output_items(text: &str, callable: &[String], single: bool, reason: FinishReason, namespaces: &[String]) -> Vec<OutputItem> {
     let status = item_status(reason);
     let reply = if callable.is_empty() {
         hearth_tools::ParsedReply { content: Some(text.to_string()), calls: Vec::new() }
@@ -217,6 +224,6 @@ fn output_items(text: &str, callable: &[String], single: bool, reason: FinishRea
         None if calls.is_empty() => output.push(message_item(format!("msg_{}", random_id()), String::new(), status)),
         None => {}
     }
-    output.extend(calls.into_iter().map(|call| call_item(call, status)));
+    output.extend(calls.into_iter().map(|call| call_item(call, status, namespaces)));
     output
 }

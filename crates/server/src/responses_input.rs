@@ -56,6 +56,10 @@ fn add_item(index: usize, item: &InputItem, out: &mut Vec<ChatMessageIn>) -> Res
         "function_call" => {
             let call_id = item.call_id.as_deref().ok_or_else(|| missing("call_id"))?;
             let name = item.name.as_deref().ok_or_else(|| missing("name"))?;
+            let name = match item.other.get("namespace").and_then(Value::as_str) {
+                Some(namespace) => namespaced(namespace, name),
+                None => name.to_string(),
+            };
             let call = json!({"id": call_id, "type": "function",
                 "function": {"name": name, "arguments": item.arguments.as_deref().unwrap_or("{}")}});
             // consecutive calls are one assistant turn, as the model made them
@@ -105,27 +109,68 @@ fn content_text(content: &ItemContent, param: &str) -> Result<String, ApiError> 
     }
 }
 
-/// Function tools in Chat Completions' shape. Hosted tools (`web_search`, `file_search`,
-/// `local_shell`, ...) cannot run here; they are left out with a warning, because agents such
-/// as Codex send them with every request.
+/// How a function inside a namespace tool is named to the model (and found again in its calls).
+pub const NAMESPACE_SEPARATOR: &str = ".";
+
+fn namespaced(namespace: &str, name: &str) -> String {
+    format!("{namespace}{NAMESPACE_SEPARATOR}{name}")
+}
+
+/// A call's function name split into (namespace, name) when it names a function of one of
+/// the offered `namespaces`.
+pub fn split_namespace(name: &str, namespaces: &[String]) -> (Option<String>, String) {
+    for namespace in namespaces {
+        if let Some(inner) = name.strip_prefix(namespace.as_str()).and_then(|rest| rest.strip_prefix(NAMESPACE_SEPARATOR)) {
+            return (Some(namespace.clone()), inner.to_string());
+        }
+    }
+    (None, name.to_string())
+}
+
+/// The names of the request's namespace tools.
+pub fn namespaces(tools: Option<&Vec<Value>>) -> Vec<String> {
+    let tools = tools.map(|t| t.as_slice()).unwrap_or_default();
+    tools.iter().filter(|t| t["type"] == "namespace").filter_map(|t| t["name"].as_str().map(str::to_string)).collect()
+}
+
+/// Function tools in Chat Completions' shape; the functions of a namespace tool are offered
+/// as `namespace.name`. Hosted tools (`web_search`, `file_search`, `local_shell`, ...) cannot
+/// run here; they are left out with a warning, because agents such as Codex send them with
+/// every request.
 fn function_tools(tools: &[Value]) -> Result<Vec<Value>, ApiError> {
     let mut out = Vec::with_capacity(tools.len());
     for (i, tool) in tools.iter().enumerate() {
         match tool.get("type").and_then(Value::as_str) {
-            Some("function") => {
-                let mut function = serde_json::Map::new();
-                for field in ["name", "description", "parameters", "strict"] {
-                    if let Some(value) = tool.get(field).filter(|v| !v.is_null()) {
-                        function.insert(field.into(), value.clone());
+            Some("function") => out.push(function_tool(tool, None)),
+            Some("namespace") => {
+                let namespace = tool["name"].as_str().ok_or_else(|| {
+                    ApiError::bad_request("A namespace tool needs a `name`", Some(&format!("tools[{i}].name")))
+                })?;
+                for inner in tool["tools"].as_array().into_iter().flatten() {
+                    match inner["type"].as_str() {
+                        Some("function") => out.push(function_tool(inner, Some(namespace))),
+                        kind => tracing::warn!(tool = kind.unwrap_or("untyped"), namespace, "ignoring a namespace tool that is not a function"),
                     }
                 }
-                out.push(json!({"type": "function", "function": function}));
             }
             Some(kind) => tracing::warn!(tool = kind, "ignoring a hosted tool hearth cannot run"),
             None => return Err(ApiError::bad_request("Each tool needs a `type`", Some(&format!("tools[{i}].type")))),
         }
     }
     Ok(out)
+}
+
+fn function_tool(tool: &Value, namespace: Option<&str>) -> Value {
+    let mut function = serde_json::Map::new();
+    for field in ["name", "description", "parameters", "strict"] {
+        if let Some(value) = tool.get(field).filter(|v| !v.is_null()) {
+            function.insert(field.into(), value.clone());
+        }
+    }
+    if let (Some(namespace), Some(name)) = (namespace, tool["name"].as_str()) {
+        function.insert("name".into(), json!(namespaced(namespace, name)));
+    }
+    json!({"type": "function", "function": function})
 }
 
 /// `tool_choice` in Chat Completions' shape (`{"type": "function", "name"}` is flat here).
@@ -183,14 +228,22 @@ mod tests {
             {"type": "function_call", "call_id": "call_2", "name": "get_weather", "arguments": "{\"city\":\"Lyon\"}"},
             {"type": "function_call_output", "call_id": "call_1", "output": "22C"},
             {"type": "function_call_output", "call_id": "call_2", "output": [{"type": "input_text", "text": "19C"}]}]));
-        let tools = vec![json!({"type": "function", "name": "get_weather", "parameters": {"type": "object"}}), json!({"type": "web_search"})];
-        let conversation = conversation(Some("Be brief."), &items, Some(&tools), None, None).unwrap();
-        let roles: Vec<&str> = conversation.messages.iter().map(|m| m.role.as_str()).collect();
+        let tools = vec![json!({"type": "function", "name": "get_weather", "parameters": {"type": "object"}}), json!({"type": "web_search"}),
+            json!({"type": "namespace", "name": "agents", "description": "d", "tools": [{"type": "function", "name": "spawn"}]})];
+        let converted = conversation(Some("Be brief."), &items, Some(&tools), None, None).unwrap();
+        let roles: Vec<&str> = converted.messages.iter().map(|m| m.role.as_str()).collect();
         assert_eq!(roles, ["system", "user", "assistant", "tool", "tool"]);
-        assert_eq!(conversation.messages[2].tool_calls.as_ref().unwrap().len(), 2);
-        assert_eq!(conversation.messages[4].content, Some(MessageContent::Text("19C".into())));
-        assert_eq!(conversation.messages[4].tool_call_id.as_deref(), Some("call_2"));
-        assert_eq!(conversation.tools.callable_names(), ["get_weather"], "the hosted tool is left out");
+        assert_eq!(converted.messages[2].tool_calls.as_ref().unwrap().len(), 2);
+        assert_eq!(converted.messages[4].content, Some(MessageContent::Text("19C".into())));
+        assert_eq!(converted.messages[4].tool_call_id.as_deref(), Some("call_2"));
+        assert_eq!(converted.tools.callable_names(), ["get_weather", "agents.spawn"], "the hosted tool is left out");
+        let namespaces = namespaces(Some(&tools));
+        assert_eq!(split_namespace("agents.spawn", &namespaces), (Some("agents".into()), "spawn".into()));
+        assert_eq!(split_namespace("get_weather", &namespaces), (None, "get_weather".into()));
+        let replayed: Vec<InputItem> = serde_json::from_value(json!([{"role": "user", "content": "go"},
+            {"type": "function_call", "call_id": "c", "name": "spawn", "namespace": "agents", "arguments": "{}"}])).unwrap();
+        let again = conversation(None, &replayed, Some(&tools), None, None).unwrap();
+        assert_eq!(again.messages[1].tool_calls.as_ref().unwrap()[0]["function"]["name"], "agents.spawn");
     }
 
     #[test]

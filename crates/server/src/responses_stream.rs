@@ -34,7 +34,7 @@ pub fn sse_response(
 ) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(EVENT_BUFFER);
     let parser = (!callable.is_empty()).then(|| ReplyParser::new(callable));
-    let writer = EventWriter { tx, sequence: 0, parser, single_call, output: Vec::new(), message: None };
+    let writer = EventWriter { tx, sequence: 0, parser, single_call, namespaces: draft.namespaces(), output: Vec::new(), message: None };
     tokio::spawn(writer.drive(submitted, draft, state, log));
     ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], channel_body(rx)).into_response()
 }
@@ -55,6 +55,8 @@ struct EventWriter {
     sequence: u64,
     parser: Option<ReplyParser>,
     single_call: bool,
+    /// The request's namespace tools (calls to their functions name them).
+    namespaces: Vec<String>,
     /// The finished output items.
     output: Vec<OutputItem>,
     message: Option<OpenMessage>,
@@ -195,14 +197,15 @@ impl EventWriter {
     /// A call is complete when the parser reports it: its arguments go out as one delta.
     async fn function_call(&mut self, call: ToolCall) -> Result<(), Gone> {
         let output_index = self.output.len();
-        let item = call_item(call, "completed");
-        let OutputItem::FunctionCall { id, call_id, name, arguments, .. } = &item else { return Ok(()) };
+        let item = call_item(call, "completed", &self.namespaces);
+        let OutputItem::FunctionCall { id, call_id, name, arguments, namespace, .. } = &item else { return Ok(()) };
         let added = OutputItem::FunctionCall {
             id: id.clone(),
             call_id: call_id.clone(),
             name: name.clone(),
             arguments: String::new(),
             status: "in_progress".into(),
+            namespace: namespace.clone(),
         };
         self.send("response.output_item.added", json!({"output_index": output_index, "item": added})).await?;
         let delta = json!({"item_id": id, "output_index": output_index, "delta": arguments});
