@@ -129,8 +129,15 @@ pub(crate) struct Job<'a> {
     out: SharedOut,
 }
 
-/// Runs one job: its kv head's rows gathered to f32 once, then per query the scores, their
-/// softmax and the weighted sum of values (the body `dispatch` compiles per instruction set).
+/// Keys (then values) taken together: a tile stays in the L1 cache while every query row of
+/// the job reads it, where a row at a time streamed the whole cache once per query head.
+const KEY_TILE: usize = 32;
+
+/// Runs one job: its kv head's rows gathered to f32 once; the scores of every (token, head)
+/// row of the job, key tile by key tile; each row's softmax; then the weighted sum of values,
+/// value tile by value tile (the body `dispatch` compiles per instruction set). Each score is
+/// one `dot` and each output sums its values in position order, so the result does not depend
+/// on the tiling.
 ///
 /// # Safety
 /// `job.out` must point to a buffer of `job.q.len()` floats that no other task writes in this
@@ -144,22 +151,68 @@ pub(crate) unsafe fn run_job(job: &Job<'_>, kv: &dyn KvRows, s: &mut Scratch) {
     gather_head(|j| &kv.value_row(j)[head.clone()], hd, visible_max, &mut s.values);
     let group = shape.n_heads / shape.n_kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
-    for token in job.tokens.clone() {
-        let visible = job.start + token + 1;
-        for head in job.kv_head * group..(job.kv_head + 1) * group {
-            let at = token * shape.q_width() + head * hd;
-            let q_head = &job.q[at..at + hd];
-            s.scores.clear();
-            s.scores.extend(s.keys[..visible * hd].chunks_exact(hd).map(|k| dot(q_head, k) * scale));
-            softmax(&mut s.scores);
-            // SAFETY: at..at + hd is inside the output and owned by this job (see above).
-            let out_head = unsafe { std::slice::from_raw_parts_mut(job.out.0.add(at), hd) };
-            out_head.fill(0.0);
-            for (&p, v) in s.scores.iter().zip(s.values.chunks_exact(hd)) {
-                axpy(out_head, p, v);
+    let rows: Vec<QueryRow> = job
+        .tokens
+        .clone()
+        .flat_map(|token| (job.kv_head * group..(job.kv_head + 1) * group).map(move |head| (token, head)))
+        .map(|(token, head)| QueryRow { at: token * shape.q_width() + head * hd, visible: job.start + token + 1 })
+        .collect();
+    s.scores.resize(rows.len() * visible_max, 0.0);
+    for tile in (0..visible_max).step_by(KEY_TILE) {
+        for (r, row) in rows.iter().enumerate() {
+            let q_head = &job.q[row.at..row.at + hd];
+            let scores = &mut s.scores[r * visible_max..(r + 1) * visible_max];
+            for j in tile..(tile + KEY_TILE).min(row.visible) {
+                scores[j] = dot(q_head, &s.keys[j * hd..(j + 1) * hd]) * scale;
             }
         }
     }
+    for (r, row) in rows.iter().enumerate() {
+        softmax(&mut s.scores[r * visible_max..r * visible_max + row.visible]);
+        // SAFETY: at..at + hd is inside the output and owned by this job (see above).
+        unsafe { std::slice::from_raw_parts_mut(job.out.0.add(row.at), hd) }.fill(0.0);
+    }
+    for tile in (0..visible_max).step_by(KEY_TILE) {
+        for (r, row) in rows.iter().enumerate() {
+            let positions = tile..(tile + KEY_TILE).min(row.visible);
+            let weights = &s.scores[r * visible_max..(r + 1) * visible_max];
+            // SAFETY: as above; no other reference to this slice is live.
+            let out_head = unsafe { std::slice::from_raw_parts_mut(job.out.0.add(row.at), hd) };
+            add_weighted_values(out_head, &weights[positions.clone()], &s.values[positions.start * hd..positions.end * hd]);
+        }
+    }
+}
+
+/// `out += Σ_j weights[j] * values[j]` (rows of `out.len()` values), each output element
+/// summed in row order as `axpy` would, a few registers' worth of elements at a time so that
+/// they stay in registers across the rows (independent chains, so the adds overlap).
+#[inline(always)]
+fn add_weighted_values(out: &mut [f32], weights: &[f32], values: &[f32]) {
+    const WIDTH: usize = 64;
+    let hd = out.len();
+    let mut chunks = out.chunks_exact_mut(WIDTH);
+    for (c, chunk) in chunks.by_ref().enumerate() {
+        let mut acc = [0f32; WIDTH];
+        acc.copy_from_slice(chunk);
+        for (row, &w) in values.chunks_exact(hd).zip(weights) {
+            let v: &[f32; WIDTH] = row[c * WIDTH..(c + 1) * WIDTH].try_into().expect("a chunk of the row");
+            for i in 0..WIDTH {
+                acc[i] += w * v[i];
+            }
+        }
+        chunk.copy_from_slice(&acc);
+    }
+    let done = hd - chunks.into_remainder().len();
+    for (j, &w) in weights.iter().enumerate() {
+        axpy(&mut out[done..], w, &values[j * hd + done..(j + 1) * hd]);
+    }
+}
+
+/// One (token, head) query of a job: where its query and output start, and how many
+/// positions it sees.
+struct QueryRow {
+    at: usize,
+    visible: usize,
 }
 
 /// Copies one kv head's rows `0..rows` from the f16 cache into contiguous f32.
@@ -239,7 +292,7 @@ mod tests {
     fn every_path_gives_the_scalar_bits() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(4);
         let tables = crate::dispatch::runnable_tables();
-        for (n_heads, n_kv, hd, start, n_tokens) in [(6, 3, 17, 40, 9), (12, 2, 64, 0, 37), (12, 2, 128, 300, 1)] {
+        for (n_heads, n_kv, hd, start, n_tokens) in [(6, 3, 17, 40, 9), (12, 2, 64, 0, 37), (12, 2, 128, 300, 1), (5, 1, 80, 70, 3)] {
             let shape = HeadShape { n_heads, n_kv_heads: n_kv, head_dim: hd };
             let (q, k, v) = random_qkv(&mut rng, shape, start + n_tokens, n_tokens, 2.0);
             let kv = ContiguousRows { keys: &k, values: &v, width: shape.kv_width() };
