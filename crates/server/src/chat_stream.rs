@@ -129,10 +129,7 @@ impl ChatShape {
     fn token_deltas(&mut self, index: u32, text: &str, finished: bool) -> Vec<ChatDelta> {
         match self.calls.get_mut(index as usize) {
             Some(Some(choice)) => {
-                let mut events = choice.parser.push(text);
-                if finished {
-                    events.extend(choice.parser.finish());
-                }
+                let events = choice.parser.push_piece(text, finished);
                 self.call_deltas(index, events)
             }
             _ if text.is_empty() => Vec::new(),

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::access_log::RequestLog;
 use crate::generation::{usage, ChoiceEvent, Submitted};
 use crate::messages::{stop_reason, tool_use_block};
-use crate::stream::channel_body;
+use crate::stream::{channel_body, reply_events};
 
 /// Events wait here when the client reads slowly.
 const EVENT_BUFFER: usize = 64;
@@ -96,17 +96,7 @@ impl EventWriter {
 
     /// What became certain with this text.
     fn decide(&mut self, text: &str, finished: bool) -> Vec<ReplyEvent> {
-        match &mut self.parser {
-            Some(parser) => {
-                let mut events = parser.push(text);
-                if finished {
-                    events.extend(parser.finish());
-                }
-                events
-            }
-            None if text.is_empty() => Vec::new(),
-            None => vec![ReplyEvent::Content(text.to_string())],
-        }
+        reply_events(self.parser.as_mut(), text, finished)
     }
 
     async fn write(&mut self, events: Vec<ReplyEvent>) -> Result<(), Gone> {

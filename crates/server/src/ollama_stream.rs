@@ -111,13 +111,7 @@ async fn drive(
             }
         };
         let decided = match &mut parser {
-            Some(parser) => {
-                let mut decided = parser.push(&text);
-                if finished.is_some() {
-                    decided.extend(parser.finish());
-                }
-                decided
-            }
+            Some(parser) => parser.push_piece(&text, finished.is_some()),
             None => vec![ReplyEvent::Content(text)],
         };
         for event in decided {
