@@ -110,6 +110,7 @@ pub(crate) struct Scratch {
     keys: Vec<f32>,
     values: Vec<f32>,
     scores: Vec<f32>,
+    rows: Vec<QueryRow>,
 }
 
 #[derive(Clone, Copy)]
@@ -151,34 +152,35 @@ pub(crate) unsafe fn run_job(job: &Job<'_>, kv: &dyn KvRows, s: &mut Scratch) {
     gather_head(|j| &kv.value_row(j)[head.clone()], hd, visible_max, &mut s.values);
     let group = shape.n_heads / shape.n_kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
-    let rows: Vec<QueryRow> = job
-        .tokens
-        .clone()
-        .flat_map(|token| (job.kv_head * group..(job.kv_head + 1) * group).map(move |head| (token, head)))
-        .map(|(token, head)| QueryRow { at: token * shape.q_width() + head * hd, visible: job.start + token + 1 })
-        .collect();
-    s.scores.resize(rows.len() * visible_max, 0.0);
+    let Scratch { keys, values, scores, rows } = s;
+    rows.clear();
+    for token in job.tokens.clone() {
+        for head in job.kv_head * group..(job.kv_head + 1) * group {
+            rows.push(QueryRow { at: token * shape.q_width() + head * hd, visible: job.start + token + 1 });
+        }
+    }
+    scores.resize(rows.len() * visible_max, 0.0);
     for tile in (0..visible_max).step_by(KEY_TILE) {
         for (r, row) in rows.iter().enumerate() {
             let q_head = &job.q[row.at..row.at + hd];
-            let scores = &mut s.scores[r * visible_max..(r + 1) * visible_max];
+            let scores = &mut scores[r * visible_max..(r + 1) * visible_max];
             for j in tile..(tile + KEY_TILE).min(row.visible) {
-                scores[j] = dot(q_head, &s.keys[j * hd..(j + 1) * hd]) * scale;
+                scores[j] = dot(q_head, &keys[j * hd..(j + 1) * hd]) * scale;
             }
         }
     }
     for (r, row) in rows.iter().enumerate() {
-        softmax(&mut s.scores[r * visible_max..r * visible_max + row.visible]);
+        softmax(&mut scores[r * visible_max..r * visible_max + row.visible]);
         // SAFETY: at..at + hd is inside the output and owned by this job (see above).
         unsafe { std::slice::from_raw_parts_mut(job.out.0.add(row.at), hd) }.fill(0.0);
     }
     for tile in (0..visible_max).step_by(KEY_TILE) {
         for (r, row) in rows.iter().enumerate() {
             let positions = tile..(tile + KEY_TILE).min(row.visible);
-            let weights = &s.scores[r * visible_max..(r + 1) * visible_max];
+            let weights = &scores[r * visible_max..(r + 1) * visible_max];
             // SAFETY: as above; no other reference to this slice is live.
             let out_head = unsafe { std::slice::from_raw_parts_mut(job.out.0.add(row.at), hd) };
-            add_weighted_values(out_head, &weights[positions.clone()], &s.values[positions.start * hd..positions.end * hd]);
+            add_weighted_values(out_head, &weights[positions.clone()], &values[positions.start * hd..positions.end * hd]);
         }
     }
 }
