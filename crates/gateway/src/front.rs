@@ -61,15 +61,7 @@ async fn anthropic_shaped(response: Response) -> Response {
     if value["type"] == "error" || !value["error"]["message"].is_string() {
         return Response::from_parts(parts, axum::body::Body::from(bytes));
     }
-    let kind = match parts.status.as_u16() {
-        400 | 413 | 422 => "invalid_request_error",
-        401 => "authentication_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        429 => "rate_limit_error",
-        503 | 529 => "overloaded_error",
-        _ => "api_error",
-    };
+    let kind = hearth_protocol::anthropic::AnthropicError::kind_for_status(parts.status.as_u16());
     let shaped = json!({"type": "error", "error": {"type": kind, "message": value["error"]["message"]}});
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(shaped.to_string()))

@@ -30,7 +30,7 @@ pub fn relay_event(data: &str, public_model: &str, usage: &mut Value) -> String 
 
 fn frame(kind: Option<&str>, data: &str) -> String {
     match kind {
-        Some(kind) => format!("event: {kind}\ndata: {data}\n\n"),
+        Some(kind) => hearth_protocol::sse::typed_frame(kind, data),
         None => format!("data: {data}\n\n"),
     }
 }

@@ -158,4 +158,17 @@ impl AnthropicError {
     pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
         AnthropicError { kind: "error".into(), error: AnthropicErrorBody { kind: kind.into(), message: message.into() } }
     }
+
+    /// The error `type` Anthropic uses for an HTTP status.
+    pub fn kind_for_status(status: u16) -> &'static str {
+        match status {
+            400 | 413 | 422 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            503 | 529 => "overloaded_error",
+            _ => "api_error",
+        }
+    }
 }

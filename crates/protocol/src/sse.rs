@@ -1,6 +1,13 @@
 //! Splitting a streamed body into events as its pieces arrive: SSE `data:` payloads (events end
 //! with a blank line) or NDJSON lines. Bytes are kept until an event is complete, so a UTF-8
-//! character split between two network pieces is never mangled.
+//! character split between two network pieces is never mangled. Also the typed frame the
+//! Responses and Messages APIs send.
+
+/// One typed server-sent event (`event:` then `data:`), as the Responses and Messages APIs
+/// frame theirs.
+pub fn typed_frame(event: &str, data: &str) -> String {
+    format!("event: {event}\ndata: {data}\n\n")
+}
 
 /// Incremental splitter over the pieces of one response body.
 #[derive(Debug, Default)]

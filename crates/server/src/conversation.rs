@@ -3,6 +3,7 @@
 //! plan, grammars, admission and submission to the engine.
 
 use hearth_protocol::{ChatMessageIn, SamplingFields};
+use hearth_tools::{parse_reply, ParsedReply};
 use serde_json::Value;
 
 use crate::chat::render_chat;
@@ -65,6 +66,21 @@ impl Conversation {
         let prompt = self.render(model)?;
         start_prompt(state, model, prompt, &self.tools, ask, "messages")
     }
+}
+
+/// A finished reply split into its text and its calls (all text when nothing is callable);
+/// with `single`, the first call alone (an extra one is logged, not answered).
+pub fn reply_parts(text: &str, callable: &[String], single: bool) -> ParsedReply {
+    if callable.is_empty() {
+        return ParsedReply { content: Some(text.to_string()), calls: Vec::new() };
+    }
+    let mut reply = parse_reply(text, callable);
+    if single && reply.calls.len() > 1 {
+        for extra in reply.calls.drain(1..) {
+            tracing::warn!(function = %extra.name, "dropping a second call: parallel tool calls are off");
+        }
+    }
+    reply
 }
 
 /// Starts a generation for a rendered prompt: plan, grammars, admission, submission.

@@ -15,26 +15,18 @@ use hearth_protocol::anthropic::{
     CountTokensRequest, MessagesRequest, MessagesResponse, OutputBlock, TextOrBlocks,
 };
 use hearth_protocol::{ChatMessageIn, MessageContent, SamplingFields, StopSpec};
-use hearth_tools::{parse_reply, ToolCall};
+use hearth_tools::ToolCall;
 use serde_json::{json, Value};
 
 use crate::access_log::RequestLog;
 use crate::body::parse_body;
-use crate::conversation::{Ask, Conversation, Started};
+use crate::conversation::{reply_parts, Ask, Conversation, Started};
 use crate::error::ApiError;
 use crate::{generation, warn_unknown_fields};
 
 /// An error in Anthropic's shape, with the status the OpenAI-shaped one had.
 pub fn anthropic_error(error: ApiError) -> Response {
-    let kind = match error.status.as_u16() {
-        400 | 413 | 422 => "invalid_request_error",
-        401 => "authentication_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        429 => "rate_limit_error",
-        503 => "overloaded_error",
-        _ => "api_error",
-    };
+    let kind = AnthropicError::kind_for_status(error.status.as_u16());
     let status = error.status;
     (status, Json(AnthropicError::new(kind, error.body.error.message))).into_response()
 }
@@ -135,13 +127,9 @@ pub fn tool_use_block(call: ToolCall) -> OutputBlock {
 
 /// The reply as content blocks (text, then tool_use blocks); also whether calls were made.
 fn output_blocks(text: &str, callable: &[String], single: bool) -> (Vec<OutputBlock>, bool) {
-    if callable.is_empty() {
-        return (vec![OutputBlock::Text { text: text.to_string() }], false);
-    }
-    let reply = parse_reply(text, callable);
+    let reply = reply_parts(text, callable, single);
     let mut blocks: Vec<OutputBlock> = reply.content.into_iter().map(|text| OutputBlock::Text { text }).collect();
-    let limit = if single { 1 } else { usize::MAX };
-    blocks.extend(reply.calls.into_iter().take(limit).map(tool_use_block));
+    blocks.extend(reply.calls.into_iter().map(tool_use_block));
     let made_calls = blocks.iter().any(|b| matches!(b, OutputBlock::ToolUse { .. }));
     if blocks.is_empty() {
         blocks.push(OutputBlock::Text { text: String::new() });

@@ -45,7 +45,7 @@ struct EventWriter {
 
 impl EventWriter {
     async fn send(&self, event: &str, data: Value) -> Result<(), Gone> {
-        let frame = format!("event: {event}\ndata: {data}\n\n");
+        let frame = hearth_protocol::sse::typed_frame(event, &data.to_string());
         self.tx.send(Bytes::from(frame)).await.map_err(|_| Gone)
     }
 

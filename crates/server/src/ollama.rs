@@ -13,12 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use hearth_protocol::ollama::{OllamaChatRequest, OllamaGenerateRequest, OllamaMessage, OllamaOptions, OllamaShowRequest};
 use hearth_protocol::{ChatMessageIn, SamplingFields, StopSpec};
-use hearth_tools::parse_reply;
 use serde_json::{json, Map, Value};
 
 use crate::access_log::RequestLog;
 use crate::body::parse_body;
-use crate::conversation::{start_prompt, Ask, Conversation, Started};
+use crate::conversation::{reply_parts, start_prompt, Ask, Conversation, Started};
 use crate::error::ApiError;
 use crate::ollama_stream::{done_fields, line, ndjson_response, piece, Shape};
 use crate::state::{AppState, ServedModel};
@@ -181,7 +180,7 @@ async fn run(state: &AppState, model: &ServedModel, log: Arc<RequestLog>, job: J
     let started = std::time::Instant::now();
     let (results, _) = generation::collect(submitted, &log).await?;
     let result = results.into_iter().next().unwrap_or_default();
-    let reply = if callable.is_empty() { hearth_tools::ParsedReply { content: Some(result.text), calls: Vec::new() } } else { parse_reply(&result.text, &callable) };
+    let reply = reply_parts(&result.text, &callable, false);
     let mut answer = piece(job.shape, reply.content.as_deref().unwrap_or(""), &reply.calls);
     let finished = result.finish.ok_or_else(|| ApiError::internal("the request ended without finishing"))?;
     if let (Value::Object(o), Value::Object(done)) = (&mut answer, done_fields(&finished, started, None, !reply.calls.is_empty())) {

@@ -15,12 +15,12 @@ use hearth_protocol::responses::{
     ResponsesUsage,
 };
 use hearth_protocol::SamplingFields;
-use hearth_tools::{parse_reply, ToolCall};
+use hearth_tools::ToolCall;
 use serde_json::{json, Map, Value};
 
 use crate::access_log::RequestLog;
 use crate::body::parse_body;
-use crate::conversation::{Ask, Started};
+use crate::conversation::{reply_parts, Ask, Started};
 use crate::error::ApiError;
 use crate::responses_input::{conversation, input_items, namespaces, response_format, split_namespace};
 use crate::responses_store::StoredResponse;
@@ -212,18 +212,13 @@ pub fn call_item(call: ToolCall, status: &str, namespaces: &[String]) -> OutputI
 /// called), then its calls (the first alone when `single`).
 fn output_items(text: &str, callable: &[String], single: bool, reason: FinishReason, namespaces: &[String]) -> Vec<OutputItem> {
     let status = item_status(reason);
-    let reply = if callable.is_empty() {
-        hearth_tools::ParsedReply { content: Some(text.to_string()), calls: Vec::new() }
-    } else {
-        parse_reply(text, callable)
-    };
+    let reply = reply_parts(text, callable, single);
     let mut output = Vec::new();
-    let calls: Vec<ToolCall> = reply.calls.into_iter().take(if single { 1 } else { usize::MAX }).collect();
     match reply.content {
         Some(content) => output.push(message_item(format!("msg_{}", random_id()), content, status)),
-        None if calls.is_empty() => output.push(message_item(format!("msg_{}", random_id()), String::new(), status)),
+        None if reply.calls.is_empty() => output.push(message_item(format!("msg_{}", random_id()), String::new(), status)),
         None => {}
     }
-    output.extend(calls.into_iter().map(|call| call_item(call, status, namespaces)));
+    output.extend(reply.calls.into_iter().map(|call| call_item(call, status, namespaces)));
     output
 }

@@ -72,7 +72,7 @@ impl EventWriter {
             data.extend(fields);
         }
         self.sequence += 1;
-        let frame = format!("event: {kind}\ndata: {}\n\n", Value::Object(data));
+        let frame = hearth_protocol::sse::typed_frame(kind, &Value::Object(data).to_string());
         self.tx.send(Bytes::from(frame)).await.map_err(|_| Gone)
     }
 
