@@ -32,7 +32,7 @@ impl RequestOutcome {
 /// Sends streaming `/v1/completions` requests to one server.
 #[derive(Clone)]
 pub struct StreamingClient {
-    http: reqwest::Client,
+    http: hearth_http::Client,
     base_url: String,
     model: String,
     api_key: Option<String>,
@@ -40,7 +40,7 @@ pub struct StreamingClient {
 
 impl StreamingClient {
     pub fn new(base_url: &str, model: &str, api_key: Option<String>, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder().timeout(timeout).pool_max_idle_per_host(1024).build().expect("HTTP client");
+        let http = hearth_http::Client::new(|| reqwest::Client::builder().timeout(timeout).pool_max_idle_per_host(1024)).expect("HTTP client");
         StreamingClient { http, base_url: base_url.trim_end_matches('/').to_string(), model: model.to_string(), api_key }
     }
 
@@ -74,11 +74,15 @@ impl StreamingClient {
     }
 
     async fn stream_into(&self, body: &Value, started: Instant, out: &mut RequestOutcome) -> Result<(), String> {
-        let mut request = self.http.post(format!("{}/v1/completions", self.base_url)).json(body);
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
-        }
-        let response = request.send().await.map_err(|e| format!("request failed: {e}"))?;
+        let url = format!("{}/v1/completions", self.base_url);
+        let build = |client: &reqwest::Client| {
+            let request = client.post(&url).json(body);
+            match &self.api_key {
+                Some(key) => request.bearer_auth(key),
+                None => request,
+            }
+        };
+        let response = self.http.send(build).await.map_err(|e| format!("request failed: {e}"))?;
         if !response.status().is_success() {
             let status = response.status();
             return Err(format!("HTTP {status}: {}", response.text().await.unwrap_or_default()));

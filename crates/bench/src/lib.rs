@@ -6,7 +6,11 @@ pub mod client;
 pub mod dataset;
 pub mod plot;
 pub mod run;
+pub mod soak;
+pub mod soak_verdict;
+pub mod spec_decode;
 pub mod stats;
+pub mod workloads;
 
 pub use client::{RequestOutcome, StreamingClient};
 pub use dataset::{load_jsonl, random_token_prompts, BenchPrompt, DatasetError, PromptBody};

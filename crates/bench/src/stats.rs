@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::spec_decode::SpecDecodeCounts;
+
 use crate::client::RequestOutcome;
 
 /// Mean, median, p90 and p99 of a set of values (milliseconds).
@@ -50,6 +52,9 @@ pub struct BenchReport {
     pub e2e_ms: Percentiles,
     /// The first few error messages.
     pub errors: Vec<String>,
+    /// The server's speculative-decoding counters over the run, where it exports them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec_decode: Option<SpecDecodeCounts>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -78,6 +83,7 @@ impl BenchReport {
             itl_ms: collect(&|o| o.itl.iter().map(|d| ms(*d)).collect()),
             e2e_ms: collect(&|o| vec![ms(o.latency)]),
             errors: outcomes.iter().filter_map(|o| o.error.clone()).take(5).collect(),
+            spec_decode: None,
         }
     }
 }
@@ -99,6 +105,14 @@ impl fmt::Display for BenchReport {
             writeln!(f, "{:<36}{:.2}", format!("Median {name}:"), p.median)?;
             writeln!(f, "{:<36}{:.2}", format!("P90 {name}:"), p.p90)?;
             writeln!(f, "{:<36}{:.2}", format!("P99 {name}:"), p.p99)?;
+        }
+        if let Some(spec) = &self.spec_decode {
+            writeln!(f, "{:-^52}", " Speculative decoding ")?;
+            writeln!(f, "{:<36}{}", "Drafts verified:", spec.drafts)?;
+            writeln!(f, "{:<36}{}", "Drafted tokens:", spec.draft_tokens)?;
+            writeln!(f, "{:<36}{}", "Accepted tokens:", spec.accepted_tokens)?;
+            writeln!(f, "{:<36}{:.2}", "Acceptance rate (%):", spec.acceptance_rate() * 100.0)?;
+            writeln!(f, "{:<36}{:.2}", "Mean accepted tokens per draft:", spec.mean_accepted())?;
         }
         for e in &self.errors {
             writeln!(f, "error: {e}")?;

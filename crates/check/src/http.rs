@@ -26,14 +26,14 @@ impl Exchange {
 /// A client bound to one server and key.
 #[derive(Clone)]
 pub struct Http {
-    client: reqwest::Client,
+    client: hearth_http::Client,
     base: String,
     api_key: Option<String>,
 }
 
 impl Http {
     pub fn new(base: &str, api_key: Option<String>, timeout: Duration) -> Self {
-        let client = reqwest::Client::builder().timeout(timeout).build().expect("HTTP client");
+        let client = hearth_http::Client::new(|| reqwest::Client::builder().timeout(timeout)).expect("HTTP client");
         Http { client, base: base.trim_end_matches('/').to_string(), api_key }
     }
 
@@ -53,16 +53,20 @@ impl Http {
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<String>, described: String) -> Exchange {
-        let mut request = self.client.request(method, format!("{}{}", self.base, path));
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
-        }
-        if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body);
-        }
+        let url = format!("{}{}", self.base, path);
+        let build = |client: &reqwest::Client| {
+            let mut request = client.request(method.clone(), &url);
+            if let Some(key) = &self.api_key {
+                request = request.bearer_auth(key);
+            }
+            if let Some(body) = &body {
+                request = request.header("content-type", "application/json").body(body.clone());
+            }
+            request
+        };
         let started = Instant::now();
         let mut exchange = Exchange { request: described, ..Default::default() };
-        match request.send().await {
+        match self.client.send(build).await {
             Ok(response) => {
                 exchange.status = response.status().as_u16();
                 exchange.content_type = header(&response, "content-type");

@@ -16,15 +16,18 @@ struct StreamTiming {
     chunks: usize,
 }
 
-async fn timed_stream(client: &reqwest::Client, url: &str, key: Option<&str>, model: &str, max_tokens: u32) -> Result<StreamTiming, String> {
+async fn timed_stream(client: &hearth_http::Client, url: &str, key: Option<&str>, model: &str, max_tokens: u32) -> Result<StreamTiming, String> {
     let body = json!({"model": model, "temperature": 0, "max_tokens": max_tokens, "stream": true,
         "messages": [{"role": "user", "content": "Write a short paragraph about rivers."}]});
-    let mut request = client.post(url).json(&body);
-    if let Some(key) = key {
-        request = request.bearer_auth(key);
-    }
+    let build = |client: &reqwest::Client| {
+        let request = client.post(url).json(&body);
+        match key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+    };
     let started = Instant::now();
-    let response = request.send().await.map_err(|e| e.to_string())?;
+    let response = client.send(build).await.map_err(|e| e.to_string())?;
     if !response.status().is_success() {
         return Err(format!("HTTP {}", response.status()));
     }
@@ -49,7 +52,7 @@ fn carries_text(data: &str) -> bool {
 
 pub async fn performance(base: &str, api_key: Option<&str>, model: &str) -> CheckResult {
     let mut r = CheckResult::new("Performance characteristics", false);
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(600)).build().expect("HTTP client");
+    let client = hearth_http::Client::new(|| reqwest::Client::builder().timeout(Duration::from_secs(600))).expect("HTTP client");
     let url = format!("{}/v1/chat/completions", base.trim_end_matches('/'));
     r.request = "POST /v1/chat/completions (streaming, max_tokens 64; then 1, 4 and 8 concurrent with max_tokens 32)".into();
     match timed_stream(&client, &url, api_key, model, 64).await {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use hearth_bench::spec_decode::SpecDecodeCounts;
 use hearth_bench::{load_jsonl, random_token_prompts, run_benchmark, BenchConfig, BenchPrompt, BenchReport, Load, StreamingClient};
 
 #[derive(Args, Debug)]
@@ -91,8 +92,10 @@ async fn run_all(args: &BenchArgs) -> anyhow::Result<Vec<BenchReport>> {
             Load::Concurrency(c) => format!("{model}, concurrency {c}"),
             Load::Rate { per_second, .. } => format!("{model}, {per_second} requests/s"),
         };
-        let report = run_benchmark(&client, prompts, &config, label, progress_bar)
-        .await;
+        let before = spec_decode_counts(&args.url, args.api_key.as_deref()).await;
+        let mut report = run_benchmark(&client, prompts, &config, label, progress_bar).await;
+        let after = spec_decode_counts(&args.url, args.api_key.as_deref()).await;
+        report.spec_decode = after.zip(before).map(|(after, before)| after.since(&before));
         eprintln!();
         println!("{report}");
         reports.push(report);
@@ -113,6 +116,16 @@ fn progress_bar(done: usize, total: usize) {
     let filled = WIDTH * done / total.max(1);
     eprint!("\r[{}{}] {done:>4}/{total} requests", "#".repeat(filled), "-".repeat(WIDTH - filled));
     let _ = std::io::stderr().flush();
+}
+
+/// The server's spec-decode counters from its `/metrics`, if it has them.
+async fn spec_decode_counts(url: &str, api_key: Option<&str>) -> Option<SpecDecodeCounts> {
+    let mut request = reqwest::Client::new().get(format!("{}/metrics", url.trim_end_matches('/')));
+    if let Some(key) = api_key {
+        request = request.bearer_auth(key);
+    }
+    let page = request.timeout(Duration::from_secs(5)).send().await.ok()?.error_for_status().ok()?.text().await.ok()?;
+    SpecDecodeCounts::parse(&page)
 }
 
 async fn first_model(url: &str, api_key: Option<&str>) -> anyhow::Result<String> {

@@ -84,7 +84,7 @@ fn run_batch(engine: &EngineHandle, prompts: Vec<Vec<u32>>, gen_tokens: usize) -
         .into_iter()
         .map(|prompt| {
             let stop = StopConditions { max_tokens: Some(gen_tokens), ignore_eos: true, ..Default::default() };
-            engine.submit(EngineRequest { prompt, sampling: SamplingParams::greedy(), stop, constraint: None })
+            engine.submit(EngineRequest { prompt, sampling: SamplingParams::greedy(), stop, constraint: None, no_speculation: false })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let handles: Vec<_> = streams

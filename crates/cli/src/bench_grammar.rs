@@ -132,7 +132,7 @@ fn run_batch(
     let mut streams = Vec::with_capacity(n);
     for _ in 0..n {
         let stop = StopConditions { max_tokens: Some(gen_tokens), ignore_eos: true, ..Default::default() };
-        let request = EngineRequest { prompt: prompt.to_vec(), sampling: SamplingParams::greedy(), stop, constraint: constraint() };
+        let request = EngineRequest { prompt: prompt.to_vec(), sampling: SamplingParams::greedy(), stop, constraint: constraint(), no_speculation: false };
         streams.push(engine.submit(request)?);
     }
     let mut outputs = Vec::with_capacity(n);

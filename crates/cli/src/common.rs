@@ -1,6 +1,7 @@
 //! Options and helpers shared by subcommands: model location, threads, sampling flags.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -89,6 +90,31 @@ pub struct EngineArgs {
     /// Turn off reuse of cached prompt prefixes
     #[arg(long)]
     pub no_prefix_caching: bool,
+    /// Target duration of one engine step in seconds: where long prefills would take longer,
+    /// the step's token budget shrinks so that aborts and new requests are seen in time
+    #[arg(long, default_value_t = hearth_engine::config::DEFAULT_MAX_STEP_SECONDS)]
+    pub max_step_seconds: f64,
+    /// Speculative decoding: `ngram` drafts tokens from each request's own prompt and output
+    /// and verifies them in the batched step where that pays on this machine (outputs
+    /// unchanged; faster where text repeats, as in code edits)
+    #[arg(long, value_enum, default_value_t = Speculative::Ngram)]
+    pub speculative: Speculative,
+    /// Most drafted tokens per request and step (fewer where they do not pay on this machine)
+    #[arg(long, default_value_t = hearth_engine::SpecConfig::default().num_speculative_tokens)]
+    pub num_speculative_tokens: usize,
+    /// Shortest recurring suffix that yields a draft
+    #[arg(long, default_value_t = hearth_engine::SpecConfig::default().ngram_min)]
+    pub ngram_min: usize,
+    /// Longest suffix looked up for a draft
+    #[arg(long, default_value_t = hearth_engine::SpecConfig::default().ngram_max)]
+    pub ngram_max: usize,
+}
+
+/// Speculative decoding methods.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speculative {
+    Off,
+    Ngram,
 }
 
 impl EngineArgs {
@@ -100,8 +126,91 @@ impl EngineArgs {
             max_num_seqs: self.max_num_seqs,
             max_model_len: self.max_model_len,
             prefix_caching: !self.no_prefix_caching,
+            max_step_seconds: self.max_step_seconds,
+            speculative: (self.speculative == Speculative::Ngram).then_some(hearth_engine::SpecConfig {
+                num_speculative_tokens: self.num_speculative_tokens,
+                ngram_min: self.ngram_min,
+                ngram_max: self.ngram_max,
+                always_draft: false,
+            }),
             ..Default::default()
         }
+    }
+}
+
+/// Files a server may keep open: Linux's default ceiling (`fs.nr_open`).
+const MAX_OPEN_FILES: u64 = 1 << 20;
+
+/// Raises the soft open-files limit to the hard one, as vLLM does, and logs it: every client
+/// connection is a file, and under systemd's default soft limit of 1024 a thousand stalled
+/// connections would lock every new client out.
+pub fn raise_open_files_limit() -> Option<u64> {
+    match rlimit::Resource::NOFILE.get() {
+        Ok((soft, hard)) if soft < hard.min(MAX_OPEN_FILES) => match rlimit::increase_nofile_limit(hard.min(MAX_OPEN_FILES)) {
+            Ok(now) => {
+                tracing::info!("open files limit raised from {soft} to {now}");
+                Some(now)
+            }
+            Err(e) => {
+                tracing::warn!("open files limit stays at {soft}: cannot raise it to {hard}: {e}");
+                Some(soft)
+            }
+        },
+        Ok((soft, _)) => {
+            tracing::info!("open files limit: {soft}");
+            Some(soft)
+        }
+        Err(e) => {
+            tracing::warn!("cannot read the open files limit: {e}");
+            None
+        }
+    }
+}
+
+/// Files kept free of connections: model files, logs, the key store, upstream sockets.
+const FILES_BESIDES_CONNECTIONS: u64 = 256;
+
+/// How `hearth serve` and `hearth gateway` treat client connections.
+#[derive(Args, Debug, Clone)]
+pub struct ConnectionArgs {
+    /// Most client connections served at once; one more is answered 503 and closed
+    /// [default: 8192, lowered to fit the open-files limit]
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Seconds a connection may take to send the head of a request, counted from when the
+    /// server starts waiting for one: a new connection, an idle keep-alive one, or a head sent
+    /// in part; then it is closed
+    #[arg(long, default_value = "30", value_parser = parse_seconds)]
+    pub keep_alive_timeout: Duration,
+    /// Seconds a request may take to send its whole body; then it gets 408
+    #[arg(long, default_value = "60", value_parser = parse_seconds)]
+    pub body_read_timeout: Duration,
+}
+
+impl ConnectionArgs {
+    /// The limits, with the connection cap fitted under `open_files` and logged.
+    pub fn limits(&self, open_files: Option<u64>) -> hearth_http::ConnectionLimits {
+        let default = hearth_http::ConnectionLimits::default().max_connections;
+        let fits = open_files.map_or(usize::MAX, |n| n.saturating_sub(FILES_BESIDES_CONNECTIONS).max(16) as usize);
+        let max_connections = match self.max_connections {
+            Some(asked) if asked > fits => {
+                tracing::warn!("--max-connections {asked} is more than the open-files limit leaves room for ({fits}); connections past that fail to open");
+                asked
+            }
+            Some(asked) => asked.max(1),
+            None => default.min(fits),
+        };
+        tracing::info!("connections: at most {max_connections} open, {:?} to send a request head, {:?} for a body", self.keep_alive_timeout, self.body_read_timeout);
+        hearth_http::ConnectionLimits { max_connections, keep_alive_timeout: self.keep_alive_timeout, body_read_timeout: self.body_read_timeout }
+    }
+}
+
+/// Parses a positive number of seconds (`30`, `0.5`).
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text.trim().parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!("`{text}`: give a positive number of seconds")),
     }
 }
 

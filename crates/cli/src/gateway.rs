@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use hearth_gateway::config::{MAPPINGS_FILE, PROVIDERS_FILE};
 use hearth_gateway::keys::DB_FILE;
-use hearth_gateway::{litellm, Gateway, GatewayConfig, KeyPolicy, KeyStore};
+use hearth_gateway::{litellm, FrontLimits, Gateway, GatewayConfig, KeyPolicy, KeyStore};
 
 #[derive(Args, Debug)]
 pub struct GatewayArgs {
@@ -32,6 +32,11 @@ pub struct GatewayArgs {
     /// config folder]
     #[arg(long, env = "HEARTH_GATEWAY_DB")]
     pub keys_db: Option<String>,
+    /// Largest request body in bytes (larger ones get 413), e.g. 32MiB
+    #[arg(long, default_value = "32MiB", value_parser = crate::common::parse_bytes)]
+    pub max_request_body: u64,
+    #[command(flatten)]
+    pub connections: crate::common::ConnectionArgs,
     #[command(subcommand)]
     pub action: Option<GatewayAction>,
 }
@@ -108,6 +113,7 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
         Some(GatewayAction::Bench { connections, duration, rate }) => return bench(connections, *duration, *rate),
         _ => {}
     }
+    let open_files = crate::common::raise_open_files_limit();
     let config = GatewayConfig::load(&args.config)?;
     match &args.action {
         Some(GatewayAction::ExportLitellm { output }) => {
@@ -124,18 +130,19 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
         }
         _ => {}
     }
+    let front = FrontLimits { connections: args.connections.limits(open_files), max_body_bytes: args.max_request_body as usize };
     let runtime = crate::common::runtime(2)?;
     runtime.block_on(async move {
         let store = match args.no_keys {
             true => None,
             false => Some(Arc::new(KeyStore::open(&keys_location(&args)).await?)),
         };
-        let gateway = Gateway::new(config, store);
+        let gateway = Gateway::new(config, store, front);
         gateway.spawn_health_probes();
         let addr = SocketAddr::new(args.host, args.port);
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!("gateway listening on http://{addr}");
-        axum::serve(listener, gateway.router()).with_graceful_shutdown(crate::serve::shutdown_signal()).await?;
+        gateway.serve(listener, crate::serve::shutdown_signal()).await?;
         Ok(())
     })
 }

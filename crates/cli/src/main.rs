@@ -4,6 +4,7 @@ mod bench;
 mod bench_engine;
 mod bench_grammar;
 mod bench_model;
+mod bench_spec;
 mod chat;
 mod check;
 mod common;
@@ -13,6 +14,7 @@ mod quantize;
 mod gateway;
 mod generate;
 mod serve;
+mod soak;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +35,8 @@ enum Command {
     BenchModel(bench_model::BenchModelArgs),
     /// Measure the batching engine under concurrent requests and the prefix cache.
     BenchEngine(bench_engine::BenchEngineArgs),
+    /// Speculative decoding on and off side by side: code edits and open-ended answers, alone and concurrent.
+    BenchSpec(bench_spec::BenchSpecArgs),
     /// Measure constrained decoding: grammar compile times, decode with and without a JSON Schema, mask time.
     BenchGrammar(bench_grammar::BenchGrammarArgs),
     /// Benchmark any OpenAI-compatible server: throughput, TTFT, TPOT, ITL (like `vllm bench serve`).
@@ -49,6 +53,8 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Serve a model over an OpenAI-compatible HTTP API (like `vllm serve`).
     Serve(serve::ServeArgs),
+    /// Drive a running server with a long mixed load and judge its memory, files, KV cache and latency for trends.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         Command::Chat(args) => chat::run(args),
         Command::BenchModel(args) => bench_model::run(args),
         Command::BenchEngine(args) => bench_engine::run(args),
+        Command::BenchSpec(args) => bench_spec::run(args),
         Command::BenchGrammar(args) => bench_grammar::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
@@ -68,6 +75,7 @@ fn main() -> anyhow::Result<()> {
         Command::Convert(args) => convert::run(args),
         Command::Download(args) => download::run(args),
         Command::Quantize(args) => quantize::run(args),
+        Command::Soak(args) => soak::run(args),
     }
 }
 

@@ -10,7 +10,7 @@ use hearth_engine::ModelBundle;
 use hearth_server::{ServedModel, Server, ServerConfig};
 use hearth_tokenizer::ChatTemplate;
 
-use crate::common::{models_dir, EngineArgs, DEFAULT_MODEL_FILE};
+use crate::common::{models_dir, ConnectionArgs, EngineArgs, DEFAULT_MODEL_FILE};
 
 /// The name clients use for the default model when no other is given.
 const DEFAULT_SERVED_NAME: &str = "Qwen/Qwen2.5-Coder-1.5B-Instruct";
@@ -67,6 +67,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub ollama_port: Option<u16>,
     #[command(flatten)]
+    pub connections: ConnectionArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
 }
 
@@ -77,6 +79,7 @@ pub enum LogFormat {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let open_files = crate::common::raise_open_files_limit();
     let path = resolve_model(args.model.as_deref())?;
     let names = match (&args.served_model_name[..], &args.model) {
         ([], Some(model)) => vec![model.clone()],
@@ -93,6 +96,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
         max_queued_requests: args.max_queued_requests,
         max_body_bytes: args.max_request_body as usize,
+        connections: args.connections.limits(open_files),
         cors_allow_origins: args.cors_allow_origin.clone(),
         shutdown_grace: Duration::from_secs(args.shutdown_timeout),
         responses_store: args.responses_store.clone(),

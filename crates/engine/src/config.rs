@@ -3,6 +3,7 @@
 use hearth_model::ModelConfig;
 
 use crate::kv::PagedKv;
+use crate::spec::SpecConfig;
 
 /// Settings of the batching engine (vLLM's names).
 #[derive(Debug, Clone, PartialEq)]
@@ -17,12 +18,21 @@ pub struct EngineConfig {
     /// None: the model's context length, capped by what the KV cache holds.
     pub max_model_len: Option<usize>,
     pub prefix_caching: bool,
+    /// N-gram speculative decoding; None: off.
+    pub speculative: Option<SpecConfig>,
+    /// Target wall time of one step: the token budget shrinks below `max_num_batched_tokens`
+    /// where this machine needs longer for it, so that aborts and arrivals are seen in time.
+    pub max_step_seconds: f64,
 }
 
 /// The default concurrency limit on CPUs: with 2-16 cores decode throughput stops growing
 /// at a few dozen sequences (the batch becomes compute-bound) while each one's latency keeps
 /// growing, so admitting more only queues work inside the batch instead of in line.
 pub const DEFAULT_MAX_NUM_SEQS: usize = 32;
+
+/// Long enough that a step's fixed cost (one read of the weights) stays a few percent of a
+/// prefill chunk, short enough that an abort or a new request waits at most about a second.
+pub const DEFAULT_MAX_STEP_SECONDS: f64 = 1.0;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -34,6 +44,8 @@ impl Default for EngineConfig {
             max_num_seqs: DEFAULT_MAX_NUM_SEQS,
             max_model_len: None,
             prefix_caching: true,
+            speculative: None,
+            max_step_seconds: DEFAULT_MAX_STEP_SECONDS,
         }
     }
 }
@@ -70,6 +82,12 @@ impl EngineConfig {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         if self.block_size == 0 || self.max_num_seqs == 0 || self.max_num_batched_tokens == 0 {
             return bad("block size, max-num-seqs and max-num-batched-tokens must be positive".into());
+        }
+        if !(self.max_step_seconds.is_finite() && self.max_step_seconds > 0.0) {
+            return bad("--max-step-seconds must be a positive number".into());
+        }
+        if let Some(spec) = &self.speculative {
+            spec.validate().map_err(ConfigError::Invalid)?;
         }
         let kv_bytes = match self.kv_cache_memory {
             Some(b) => b,

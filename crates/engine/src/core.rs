@@ -2,6 +2,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Instant;
 
 use hearth_model::{BatchSpan, LogitsWanted, Model};
 use rayon::prelude::*;
@@ -12,8 +13,16 @@ use crate::generate::FinishReason;
 use crate::kv::storage::PagedBatch;
 use crate::kv::{BlockPool, PagedKv};
 use crate::metrics::EngineMetrics;
+use crate::pace::StepPacer;
 use crate::request::Request;
 use crate::sched::{SchedConfig, Scheduler, StepPlan};
+use crate::spec::{allot_drafts, propose_ngram, DraftOffer, SpecConfig, StepCost};
+
+/// Speculative decoding as configured, with this machine's measured cost per step size.
+pub struct Speculation {
+    pub config: SpecConfig,
+    pub cost: StepCost,
+}
 
 /// All state of the engine; owned by the engine thread.
 pub struct EngineCore {
@@ -23,6 +32,8 @@ pub struct EngineCore {
     kv: PagedKv,
     sched: Scheduler<Request>,
     metrics: Arc<EngineMetrics>,
+    speculation: Option<Speculation>,
+    pace: StepPacer,
 }
 
 impl EngineCore {
@@ -42,7 +53,43 @@ impl EngineCore {
             model,
             tokenizer,
             metrics,
+            speculation: None,
+            pace: StepPacer::new(f64::INFINITY, sched.max_num_batched_tokens),
         }
+    }
+
+    /// Keeps steps near `seconds` by shrinking the token budget where they take longer.
+    pub fn pace_steps(&mut self, seconds: f64) {
+        self.pace = StepPacer::new(seconds, self.sched.config().max_num_batched_tokens);
+    }
+
+    /// Turns on n-gram speculation, measuring what steps of different sizes cost here.
+    pub fn enable_speculation(&mut self, config: SpecConfig) -> &Speculation {
+        let cost = if config.always_draft { StepCost::new(Vec::new()) } else { self.measure_step_cost() };
+        self.speculation.insert(Speculation { config, cost })
+    }
+
+    /// Times forward passes of 1, 2, 4 ... 32 tokens over blocks borrowed from the pool, which
+    /// gets them back (the best of two up to 8 tokens, where drafts are decided; larger steps
+    /// are extrapolated from the last two points).
+    fn measure_step_cost(&mut self) -> StepCost {
+        let bs = self.sched.config().block_size;
+        let most = self.sched.config().max_num_batched_tokens.min(self.pool.num_free() * bs).min(32);
+        let vocab = self.model.config().vocab_size as u32;
+        let tokens: Vec<u32> = (0..most as u32).map(|i| (i * 7919 + 13) % vocab).collect();
+        let table: Vec<_> = (0..most.div_ceil(bs)).filter_map(|_| self.pool.allocate()).collect();
+        let mut time = |n: usize| {
+            let spans = [BatchSpan { tokens: &tokens[..n], start: 0, logits: LogitsWanted::All }];
+            let mut batch = PagedBatch { kv: &mut self.kv, tables: vec![table.as_slice()] };
+            let start = Instant::now();
+            let _ = self.model.forward_batch(&spans, &mut batch);
+            start.elapsed().as_secs_f64()
+        };
+        time(1); // warm-up: first touch of the blocks and scratch buffers
+        let sizes = (0..6).map(|p| 1usize << p).filter(|&n| n <= most);
+        let points = sizes.map(|n| (n, if n <= 8 { time(n).min(time(n)) } else { time(n) })).collect();
+        self.pool.release_all(&table);
+        StepCost::new(points)
     }
 
     pub fn add(&mut self, request: Request) {
@@ -74,7 +121,9 @@ impl EngineCore {
 
     /// One engine iteration. Returns false when there was nothing to run.
     pub fn step(&mut self) -> bool {
-        let plan = self.sched.schedule(&mut self.pool);
+        let started = Instant::now();
+        self.propose_drafts();
+        let plan = self.sched.schedule_within(&mut self.pool, self.pace.budget());
         self.metrics.num_preemptions.fetch_add(plan.preempted.len() as u64, Relaxed);
         if plan.scheduled.is_empty() {
             self.publish_gauges();
@@ -82,8 +131,8 @@ impl EngineCore {
         }
         match self.execute(&plan) {
             Ok(logits) => {
-                self.sched.complete(&plan, &mut self.pool);
                 self.sample_all(&plan, logits);
+                self.sched.complete(&plan, &mut self.pool);
             }
             Err(message) => {
                 for s in &plan.scheduled {
@@ -95,19 +144,37 @@ impl EngineCore {
         }
         self.retire_finished();
         self.publish_gauges();
+        let took = started.elapsed();
+        self.metrics.step_duration.observe(took.as_secs_f64());
+        self.pace.record(plan.total_tokens(), took);
         true
     }
 
     /// Flattens the plan into one batch and runs the model over the paged cache.
     fn execute(&mut self, plan: &StepPlan) -> Result<Vec<Vec<f32>>, String> {
         let running = self.sched.running();
+        let drafted: Vec<Vec<u32>> = plan
+            .scheduled
+            .iter()
+            .map(|s| &running[s.index].seq)
+            .filter(|seq| !seq.draft.is_empty())
+            .map(|seq| seq.tokens[seq.num_computed..].iter().chain(&seq.draft).copied().collect())
+            .collect();
+        let mut verified = drafted.iter().map(Vec::as_slice);
         let mut spans = Vec::with_capacity(plan.scheduled.len());
         let mut tables = Vec::with_capacity(plan.scheduled.len());
         for s in &plan.scheduled {
             let seq = &running[s.index].seq;
-            let (start, end) = (seq.num_computed, seq.num_computed + s.num_tokens);
-            let logits = if end == seq.tokens.len() { LogitsWanted::Last } else { LogitsWanted::None };
-            spans.push(BatchSpan { tokens: &seq.tokens[start..end], start, logits });
+            let start = seq.num_computed;
+            let end = start + s.num_tokens - seq.draft.len();
+            if seq.draft.is_empty() {
+                let logits = if end == seq.tokens.len() { LogitsWanted::Last } else { LogitsWanted::None };
+                spans.push(BatchSpan { tokens: &seq.tokens[start..end], start, logits });
+            } else {
+                // the pending token and the draft behind it, every position's logits wanted
+                let tokens = verified.next().expect("one buffer per drafted sequence");
+                spans.push(BatchSpan { tokens, start, logits: LogitsWanted::All });
+            }
             tables.push(seq.block_table.as_slice());
             if start < seq.prompt_len {
                 let computed = end.min(seq.prompt_len) - start;
@@ -119,20 +186,45 @@ impl EngineCore {
     }
 
     fn sample_all(&mut self, plan: &StepPlan, logits: Vec<Vec<f32>>) {
+        let vocab = self.model.config().vocab_size;
         let running = self.sched.running_mut();
         prepare_grammar_masks(running, plan, &logits);
-        for (s, mut row) in plan.scheduled.iter().zip(logits) {
+        for (s, mut rows) in plan.scheduled.iter().zip(logits) {
             let request = &mut running[s.index];
-            if row.is_empty() || request.is_done() {
+            if rows.is_empty() || request.is_done() {
                 continue; // a prefill chunk that is not the last, or a client already gone
             }
-            match request.processor.on_logits(&self.tokenizer, &mut row) {
-                Ok(event) => request.emit_token(event, &self.metrics),
-                Err(message) => {
-                    request.emit_error(message);
-                    request.disconnected = true;
-                }
-            }
+            request.sample_rows(&self.tokenizer, &mut rows, vocab, &self.metrics);
+        }
+    }
+
+    /// Gives each decoding sequence that speculates a draft from its own tokens, as long as
+    /// the step's expected tokens per second gain from it.
+    fn propose_drafts(&mut self) {
+        let Some(speculation) = &self.speculation else { return };
+        let config = speculation.config;
+        let budget = self.pace.budget();
+        let running = self.sched.running_mut();
+        let drafts: Vec<&[u32]> = running
+            .iter()
+            .map(|r| match r.draft_room(config.num_speculative_tokens) {
+                0 => &[][..],
+                room => propose_ngram(&r.seq.tokens, config.ngram_min, config.ngram_max, room),
+            })
+            .collect();
+        if drafts.iter().all(|d| d.is_empty()) {
+            return;
+        }
+        let offers: Vec<DraftOffer> =
+            running.iter().zip(&drafts).map(|(r, d)| DraftOffer { rate: r.acceptance.rate(), available: d.len() }).collect();
+        let base = running.iter().map(|r| r.seq.pending()).sum::<usize>().min(budget);
+        let allotted = match config.always_draft {
+            true => offers.iter().map(|o| o.available).collect(),
+            false => allot_drafts(&offers, base, budget, &speculation.cost),
+        };
+        let drafts: Vec<Vec<u32>> = drafts.iter().zip(allotted).map(|(d, n)| d[..n].to_vec()).collect();
+        for (request, draft) in running.iter_mut().zip(drafts) {
+            request.seq.draft = draft;
         }
     }
 

@@ -138,6 +138,11 @@ impl TokenProcessor {
         self.finish
     }
 
+    /// Tokens it may still generate.
+    pub fn remaining(&self) -> usize {
+        if self.finish.is_some() { 0 } else { self.max_new.saturating_sub(self.generated.len()) }
+    }
+
     pub fn generated(&self) -> &[u32] {
         &self.generated
     }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use crate::bundle::ModelBundle;
 use crate::config::{ConfigError, EngineConfig, KvPlan};
-use crate::core::EngineCore;
+use crate::core::{EngineCore, Speculation};
 use crate::decode::TokenProcessor;
 use crate::generate::{budget, GenerateError};
 use crate::metrics::EngineMetrics;
@@ -92,7 +92,11 @@ impl EngineHandle {
             max_num_seqs: config.max_num_seqs,
             block_size: config.block_size,
         };
-        let core = EngineCore::new(model, bundle.tokenizer.clone(), &plan, sched, config.prefix_caching, metrics.clone());
+        let mut core = EngineCore::new(model, bundle.tokenizer.clone(), &plan, sched, config.prefix_caching, metrics.clone());
+        core.pace_steps(config.max_step_seconds);
+        if let Some(spec) = config.speculative {
+            log_speculation(core.enable_speculation(spec));
+        }
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("hearth-engine".into())
@@ -135,7 +139,7 @@ impl EngineHandle {
             .with_constraint(request.constraint);
         let (events_tx, events_rx) = unbounded_channel();
         let commands = self.commands.lock().expect("engine command lock").clone();
-        let internal = Request::new(id, processor, request.prompt, events_tx);
+        let internal = Request::new(id, processor, request.prompt, events_tx).without_speculation(request.no_speculation);
         commands
             .send(Command::Submit(Box::new(internal)))
             .map_err(|_| GenerateError::EngineStopped)?;
@@ -183,6 +187,24 @@ fn log_startup(info: &EngineInfo) {
         plan.max_model_len,
         plan.max_concurrency(),
         info.max_num_seqs
+    );
+}
+
+fn log_speculation(speculation: &Speculation) {
+    let c = &speculation.config;
+    let policy = match c.always_draft {
+        true => "every draft verified".to_string(),
+        false => {
+            let costs: Vec<String> =
+                speculation.cost.points().iter().map(|(n, s)| format!("{n}: {:.1} ms", s * 1e3)).collect();
+            format!("drafts sized by the measured step time per token count ({})", costs.join(", "))
+        }
+    };
+    tracing::info!(
+        "speculative decoding: n-gram {}..{} tokens, up to {} drafted per step; {policy}",
+        c.ngram_min,
+        c.ngram_max,
+        c.num_speculative_tokens
     );
 }
 

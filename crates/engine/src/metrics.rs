@@ -13,6 +13,8 @@ pub struct Histogram {
 
 /// Bounds for time to first token and end-to-end latency.
 pub const LATENCY_BOUNDS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0];
+/// Bounds for the duration of one engine step.
+pub const STEP_BOUNDS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0];
 /// Bounds for the time between tokens.
 pub const TOKEN_GAP_BOUNDS: &[f64] = &[0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5];
 
@@ -62,6 +64,64 @@ impl Histogram {
     }
 }
 
+/// Speculative decoding outcomes (vLLM's spec-decode counters).
+#[derive(Debug)]
+pub struct SpecMetrics {
+    /// Drafts verified (one per sequence and step that had one).
+    pub drafts: AtomicU64,
+    pub draft_tokens: AtomicU64,
+    pub accepted_tokens: AtomicU64,
+    /// Tokens emitted by steps that verified a draft (accepted ones plus one sampled each).
+    pub emitted_tokens: AtomicU64,
+    /// Accepted tokens by their position in the draft.
+    pub accepted_per_position: [AtomicU64; MAX_DRAFT_POSITIONS],
+    /// Longest draft verified so far.
+    pub longest_draft: AtomicU64,
+}
+
+/// Draft positions counted one by one (the engine drafts at most this many tokens).
+pub const MAX_DRAFT_POSITIONS: usize = 64;
+
+impl Default for SpecMetrics {
+    fn default() -> Self {
+        SpecMetrics {
+            drafts: AtomicU64::new(0),
+            draft_tokens: AtomicU64::new(0),
+            accepted_tokens: AtomicU64::new(0),
+            emitted_tokens: AtomicU64::new(0),
+            accepted_per_position: std::array::from_fn(|_| AtomicU64::new(0)),
+            longest_draft: AtomicU64::new(0),
+        }
+    }
+}
+
+impl SpecMetrics {
+    /// Counts one verified draft of which the first `accepted` tokens matched.
+    pub fn record(&self, drafted: usize, accepted: usize) {
+        let add = |c: &AtomicU64, n: usize| c.fetch_add(n as u64, Ordering::Relaxed);
+        add(&self.drafts, 1);
+        add(&self.draft_tokens, drafted);
+        add(&self.accepted_tokens, accepted);
+        add(&self.emitted_tokens, accepted + 1);
+        for counter in self.accepted_per_position.iter().take(accepted) {
+            add(counter, 1);
+        }
+        self.longest_draft.fetch_max(drafted as u64, Ordering::Relaxed);
+    }
+
+    /// Accepted over drafted tokens (0 before any draft).
+    pub fn acceptance_rate(&self) -> f64 {
+        let drafted = self.draft_tokens.load(Ordering::Relaxed);
+        if drafted == 0 { 0.0 } else { self.accepted_tokens.load(Ordering::Relaxed) as f64 / drafted as f64 }
+    }
+
+    /// Mean tokens emitted per verified draft (accepted plus the one sampled).
+    pub fn mean_emitted_per_draft(&self) -> f64 {
+        let drafts = self.drafts.load(Ordering::Relaxed);
+        if drafts == 0 { 0.0 } else { self.emitted_tokens.load(Ordering::Relaxed) as f64 / drafts as f64 }
+    }
+}
+
 /// Everything the engine counts (vLLM's metric set).
 #[derive(Debug)]
 pub struct EngineMetrics {
@@ -82,6 +142,9 @@ pub struct EngineMetrics {
     pub time_to_first_token: Histogram,
     pub inter_token_latency: Histogram,
     pub e2e_latency: Histogram,
+    /// Wall time of each engine step (schedule, forward pass, sampling).
+    pub step_duration: Histogram,
+    pub spec: SpecMetrics,
 }
 
 impl Default for EngineMetrics {
@@ -102,6 +165,8 @@ impl Default for EngineMetrics {
             time_to_first_token: Histogram::new(LATENCY_BOUNDS),
             inter_token_latency: Histogram::new(TOKEN_GAP_BOUNDS),
             e2e_latency: Histogram::new(LATENCY_BOUNDS),
+            step_duration: Histogram::new(STEP_BOUNDS),
+            spec: SpecMetrics::default(),
         }
     }
 }

@@ -11,6 +11,8 @@ use crate::generate::{FinishReason, StopConditions, TokenEvent};
 use crate::metrics::EngineMetrics;
 use crate::sample::SamplingParams;
 use crate::sched::{Schedulable, SeqState};
+use crate::spec::Acceptance;
+use hearth_tokenizer::Tokenizer;
 
 /// What a client asks the engine for.
 #[derive(Debug, Default)]
@@ -20,6 +22,8 @@ pub struct EngineRequest {
     pub stop: StopConditions,
     /// A compiled grammar the output must follow.
     pub constraint: Option<TokenConstraint>,
+    /// Decode without drafted tokens even where the engine speculates.
+    pub no_speculation: bool,
 }
 
 /// How a request ended, with its token counts (OpenAI usage).
@@ -51,6 +55,10 @@ pub struct Request {
     last_token: Option<Instant>,
     /// The client went away (its stream was dropped).
     pub(crate) disconnected: bool,
+    /// Whether this request may get drafted tokens.
+    speculates: bool,
+    /// How its drafts fared so far.
+    pub(crate) acceptance: Acceptance,
 }
 
 impl Schedulable for Request {
@@ -64,7 +72,64 @@ impl Schedulable for Request {
 
 impl Request {
     pub(crate) fn new(id: u64, processor: TokenProcessor, prompt: Vec<u32>, events: UnboundedSender<EngineEvent>) -> Self {
-        Request { seq: SeqState::new(id, prompt), processor, events, arrival: Instant::now(), last_token: None, disconnected: false }
+        Request {
+            seq: SeqState::new(id, prompt),
+            processor,
+            events,
+            arrival: Instant::now(),
+            last_token: None,
+            disconnected: false,
+            speculates: true,
+            acceptance: Acceptance::default(),
+        }
+    }
+
+    /// Keeps this request free of drafted tokens.
+    pub(crate) fn without_speculation(mut self, off: bool) -> Self {
+        self.speculates &= !off;
+        self
+    }
+
+    /// How many drafted tokens this request could verify now (0 while prefilling): one fewer
+    /// than it may still generate, since a step always emits one token of its own.
+    pub(crate) fn draft_room(&self, most: usize) -> usize {
+        if !self.speculates || self.is_done() || self.seq.pending() != 1 {
+            return 0;
+        }
+        self.processor.remaining().saturating_sub(1).min(most)
+    }
+
+    /// Samples from a step's logits: one row, or with a draft one row per position, taken in
+    /// order while the sampled token equals the drafted one. Each sampled token is exactly
+    /// what decoding without the draft would have sampled there (same logits, same sampler
+    /// calls), so greedy output is unchanged and sampled output keeps its distribution.
+    pub(crate) fn sample_rows(&mut self, tokenizer: &Tokenizer, logits: &mut [f32], vocab: usize, metrics: &EngineMetrics) {
+        let draft = std::mem::take(&mut self.seq.draft);
+        let mut accepted = 0;
+        for (position, row) in logits.chunks_exact_mut(vocab).enumerate() {
+            let event = match self.processor.on_logits(tokenizer, row) {
+                Ok(event) => event,
+                Err(message) => {
+                    self.emit_error(message);
+                    self.disconnected = true;
+                    break;
+                }
+            };
+            let token = event.sampled.token;
+            self.emit_token(event, metrics);
+            if self.is_done() || draft.get(position) != Some(&token) {
+                break;
+            }
+            accepted += 1;
+        }
+        if !draft.is_empty() {
+            metrics.spec.record(draft.len(), accepted);
+            if !self.is_done() {
+                self.acceptance.record(draft.len(), accepted);
+            }
+        }
+        self.seq.draft = draft;
+        self.seq.draft_accepted = accepted;
     }
 
     pub fn id(&self) -> u64 {

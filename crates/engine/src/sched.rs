@@ -30,6 +30,10 @@ pub struct SeqState {
     /// Prompt tokens served from the prefix cache at admission.
     pub cached_tokens: usize,
     pub preemptions: u32,
+    /// Drafted tokens to verify after the pending one this step (speculative decoding).
+    pub draft: Vec<u32>,
+    /// How many of `draft` the step's sampling accepted.
+    pub draft_accepted: usize,
 }
 
 impl SeqState {
@@ -118,11 +122,17 @@ impl<R: Schedulable> Scheduler<R> {
 
     /// Decides this step's batch, allocating blocks (and preempting) as needed.
     pub fn schedule(&mut self, pool: &mut BlockPool) -> StepPlan {
+        self.schedule_within(pool, self.config.max_num_batched_tokens)
+    }
+
+    /// `schedule` with a smaller token budget for this step (never below one token per
+    /// running request, so that decoding always moves).
+    pub fn schedule_within(&mut self, pool: &mut BlockPool, budget: usize) -> StepPlan {
         let mut plan = StepPlan::default();
-        let mut budget = self.config.max_num_batched_tokens;
+        let mut budget = budget.max(self.running.len() + 1).min(self.config.max_num_batched_tokens);
         let mut i = 0;
         while i < self.running.len() && budget > 0 {
-            let want = self.running[i].seq().pending().min(budget);
+            let want = self.fit_draft(i, budget, pool);
             if want == 0 {
                 i += 1;
                 continue;
@@ -134,10 +144,30 @@ impl<R: Schedulable> Scheduler<R> {
             budget -= want;
             i += 1;
         }
+        let unscheduled = i.min(self.running.len());
+        for request in &mut self.running[unscheduled..] {
+            request.seq_mut().draft.clear(); // not scheduled this step
+        }
         if plan.preempted.is_empty() {
             self.admit_waiting(pool, &mut budget, &mut plan);
         }
         plan
+    }
+
+    /// Tokens running[i] runs this step: its pending ones plus as much of its draft as the
+    /// budget and the free blocks allow (a draft never preempts anyone).
+    fn fit_draft(&mut self, i: usize, budget: usize, pool: &mut BlockPool) -> usize {
+        let bs = self.config.block_size;
+        let seq = self.running[i].seq_mut();
+        let pending = seq.pending();
+        if pending != 1 {
+            seq.draft.clear(); // drafts follow a decode token only
+        }
+        seq.draft.truncate(budget.saturating_sub(pending));
+        if !seq.draft.is_empty() && !allocate_slots(seq, pending + seq.draft.len(), bs, pool) {
+            seq.draft.clear();
+        }
+        (pending + seq.draft.len()).min(budget)
     }
 
     /// Allocates blocks for `want` more tokens of running[i], preempting the newest
@@ -177,13 +207,18 @@ impl<R: Schedulable> Scheduler<R> {
         }
     }
 
-    /// After the model ran `plan`: the scheduled tokens are computed; full blocks enter the
-    /// prefix cache.
+    /// After the model ran `plan` and its tokens were sampled: the scheduled tokens are
+    /// computed, except drafted ones that were rejected (their blocks go back); full blocks
+    /// enter the prefix cache.
     pub fn complete(&mut self, plan: &StepPlan, pool: &mut BlockPool) {
         let bs = self.config.block_size;
         for s in &plan.scheduled {
             let seq = self.running[s.index].seq_mut();
-            seq.num_computed += s.num_tokens;
+            let drafted = seq.draft.len();
+            seq.num_computed += s.num_tokens - drafted + seq.draft_accepted.min(drafted);
+            seq.draft.clear();
+            seq.draft_accepted = 0;
+            release_blocks_past(seq, seq.num_computed.max(seq.tokens.len()).div_ceil(bs), pool);
             register_full_blocks(seq, bs, pool);
         }
     }
@@ -245,8 +280,18 @@ fn preempt(seq: &mut SeqState, pool: &mut BlockPool) {
     seq.preemptions += 1;
 }
 
+/// Gives back the blocks of a table past its first `keep`.
+fn release_blocks_past(seq: &mut SeqState, keep: usize, pool: &mut BlockPool) {
+    if seq.block_table.len() > keep {
+        pool.release_all(&seq.block_table[keep..]);
+        seq.block_table.truncate(keep);
+    }
+}
+
 fn reset_blocks(seq: &mut SeqState, pool: &mut BlockPool) {
     pool.release_all(&std::mem::take(&mut seq.block_table));
+    seq.draft.clear();
+    seq.draft_accepted = 0;
     seq.block_hashes.clear();
     seq.num_computed = 0;
     seq.cached_tokens = 0;

@@ -26,6 +26,7 @@ fn greedy(prompt: Vec<u32>, max_tokens: usize) -> EngineRequest {
         sampling: SamplingParams::greedy(),
         stop: StopConditions { max_tokens: Some(max_tokens), ..Default::default() },
         constraint: None,
+        no_speculation: false,
     }
 }
 
@@ -141,4 +142,18 @@ fn shutdown_drains_in_flight_requests() {
         matches!(engine.submit(greedy(vec![1, 2], 2)), Err(hearth_engine::GenerateError::EngineStopped)),
         "a stopped engine refuses work"
     );
+}
+
+#[test]
+fn long_prefills_are_cut_into_steps_near_the_target_time() {
+    let bundle = bundle();
+    let config =
+        EngineConfig { kv_cache_memory: Some(64 * MIB), max_model_len: Some(1024), max_step_seconds: 0.005, ..Default::default() };
+    let engine = EngineHandle::spawn(&bundle, &config).unwrap();
+    let prompt: Vec<u32> = (0..900).map(|i| 1000 + (i * 37) % 5000).collect();
+    collect(&mut engine.submit(greedy(prompt, 1)).unwrap());
+    // one step of the first 256 tokens measures the pace; the rest goes in chunks that fit
+    // 5 ms (at least 16 tokens each), so the engine looks at its commands between them
+    let steps = engine.metrics().step_duration.snapshot().count;
+    assert!(steps >= 6, "a 900-token prompt at a 5 ms step target ran in {steps} steps");
 }

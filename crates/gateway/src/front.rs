@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{middleware, Json, Router};
+use hearth_http::BodyLimits;
 use serde_json::{json, Value};
 
 use crate::keys::Refusal;
@@ -19,6 +20,7 @@ use crate::usage::UsageSink;
 use crate::Gateway;
 
 pub fn router(gw: Arc<Gateway>) -> Router {
+    let body_limits = BodyLimits { max_bytes: gw.front.max_body_bytes, read_timeout: gw.front.connections.body_read_timeout };
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
@@ -29,6 +31,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/health/readiness", get(readiness))
         .route("/metrics", get(metrics))
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "Unknown endpoint.", "invalid_request_error", None) })
+        .layer(DefaultBodyLimit::max(body_limits.max_bytes))
+        .layer(middleware::from_fn_with_state(body_limits, hearth_http::read_whole_body))
         .with_state(gw)
 }
 
@@ -138,5 +142,7 @@ async fn readiness(State(gw): State<Arc<Gateway>>) -> Response {
 }
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], gw.metrics.render(&gw.backends)).into_response()
+    let mut text = gw.metrics.render(&gw.backends);
+    text.push_str(&gw.connections.render_prometheus("hearth_gateway"));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -18,10 +18,13 @@ pub mod typed_events;
 pub mod upstream;
 pub mod usage;
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hearth_http::{ConnectionLimits, ConnectionStats};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc::UnboundedSender;
 
 pub use config::{ConfigError, GatewayConfig};
@@ -39,11 +42,28 @@ pub struct Gateway {
     pub usage_tx: Option<UnboundedSender<UsageRecord>>,
     pub metrics: GatewayMetrics,
     pub started_at: u64,
+    /// How the gateway's own port treats clients.
+    pub front: FrontLimits,
+    /// Open and refused client connections.
+    pub connections: Arc<ConnectionStats>,
+}
+
+/// Limits on the gateway's clients: connections, and the size and pace of request bodies.
+#[derive(Debug, Clone)]
+pub struct FrontLimits {
+    pub connections: ConnectionLimits,
+    pub max_body_bytes: usize,
+}
+
+impl Default for FrontLimits {
+    fn default() -> Self {
+        FrontLimits { connections: ConnectionLimits::default(), max_body_bytes: 32 << 20 }
+    }
 }
 
 impl Gateway {
     /// Builds the gateway; with a key store, starts its usage writer (needs a tokio runtime).
-    pub fn new(config: GatewayConfig, keys: Option<Arc<KeyStore>>) -> Arc<Self> {
+    pub fn new(config: GatewayConfig, keys: Option<Arc<KeyStore>>, front: FrontLimits) -> Arc<Self> {
         let settings = &config.providers.circuit_breaker;
         let backends = config.providers.providers.iter().map(|p| Arc::new(Backend::new(p.clone(), settings))).collect();
         let usage_tx = keys.as_ref().map(|store| {
@@ -51,7 +71,9 @@ impl Gateway {
             tokio::spawn(keys::write_usage(store.clone(), rx));
             tx
         });
-        Arc::new(Gateway { config, backends, keys, usage_tx, metrics: GatewayMetrics::default(), started_at: unix_now() })
+        let connections = ConnectionStats::new(front.connections.max_connections);
+        let metrics = GatewayMetrics::default();
+        Arc::new(Gateway { config, backends, keys, usage_tx, metrics, started_at: unix_now(), front, connections })
     }
 
     /// Probes every backend with health probing on, forever, each at its own interval.
@@ -77,6 +99,12 @@ impl Gateway {
 
     pub fn router(self: &Arc<Self>) -> axum::Router {
         front::router(self.clone())
+    }
+
+    /// Serves the gateway on `listener` under its front limits until `shutdown` resolves and
+    /// the open connections have finished.
+    pub async fn serve(self: &Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        hearth_http::serve(listener, self.router(), &self.front.connections, self.connections.clone(), shutdown).await
     }
 }
 

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::config::{BreakerSettings, GatewayConfig, HealthProbe, MappingsFile, ModelMapping, Provider, ProviderKind, ProvidersFile, Route};
-use crate::Gateway;
+use crate::{FrontLimits, Gateway};
 
 /// A backend that answers every chat request at once with a fixed completion.
 pub async fn instant_stub() -> std::io::Result<SocketAddr> {
@@ -51,10 +51,10 @@ pub async fn gateway_over(backend: SocketAddr) -> std::io::Result<SocketAddr> {
         providers: ProvidersFile { providers: vec![provider], circuit_breaker: BreakerSettings::default(), max_attempts: 4 },
         mappings: MappingsFile { models: vec![mapping] },
     };
-    let gateway = Gateway::new(config, None);
+    let gateway = Gateway::new(config, None, FrontLimits::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(axum::serve(listener, gateway.router()).into_future());
+    tokio::spawn(async move { gateway.serve(listener, std::future::pending()).await });
     Ok(addr)
 }
 

@@ -66,7 +66,7 @@ impl Endpoint {
 /// A configured backend and its live state.
 pub struct Backend {
     pub provider: Provider,
-    client: reqwest::Client,
+    client: hearth_http::Client,
     api_key: Option<String>,
     pub breaker: Mutex<CircuitBreaker>,
     pub healthy: AtomicBool,
@@ -104,11 +104,9 @@ pub enum Failure {
 
 impl Backend {
     pub fn new(provider: Provider, breaker: &BreakerSettings) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs_f64(provider.connect_timeout_s))
-            .pool_max_idle_per_host(256)
-            .build()
-            .expect("HTTP client");
+        let connect_timeout = Duration::from_secs_f64(provider.connect_timeout_s);
+        let settings = || reqwest::Client::builder().connect_timeout(connect_timeout).pool_max_idle_per_host(256);
+        let client = hearth_http::Client::new(settings).expect("HTTP client");
         let api_key = provider.api_key_env.as_ref().and_then(|name| std::env::var(name).ok());
         Backend {
             breaker: Mutex::new(CircuitBreaker::new(breaker)),
@@ -147,17 +145,21 @@ impl Backend {
             }
             ProviderKind::Openai | ProviderKind::Hearth => (self.url(endpoint.openai_path()), body.clone()),
         };
-        let mut request = self.client.post(url).json(&payload).timeout(Duration::from_secs_f64(self.provider.timeout_s));
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
-        }
+        let total = Duration::from_secs_f64(self.provider.timeout_s);
+        let build = |client: &reqwest::Client| {
+            let request = client.post(&url).json(&payload).timeout(total);
+            match &self.api_key {
+                Some(key) => request.bearer_auth(key),
+                None => request,
+            }
+        };
         // A complete answer's first byte comes only when generation is done, so the
         // first-token limit applies to streams; complete answers have the total limit.
         let limit = match stream {
             true => Duration::from_secs_f64(self.provider.first_token_timeout_s),
             false => Duration::from_secs_f64(self.provider.timeout_s),
         };
-        match tokio::time::timeout(limit, first_piece(request, endpoint)).await {
+        match tokio::time::timeout(limit, first_piece(&self.client, build, endpoint)).await {
             Ok(result) => result,
             Err(_) => Err(Failure::Retryable(format!("no first byte within {limit:?}"))),
         }
@@ -176,13 +178,17 @@ impl Backend {
             (None, ProviderKind::Ollama) => "/api/tags".into(),
             (None, _) => "/health".into(),
         };
-        let request = self.client.get(format!("{root}{path}")).timeout(Duration::from_secs(5));
+        let request = self.client.pooled().get(format!("{root}{path}")).timeout(Duration::from_secs(5));
         matches!(request.send().await, Ok(r) if r.status().is_success())
     }
 }
 
-async fn first_piece(request: reqwest::RequestBuilder, endpoint: Endpoint) -> Result<Started, Failure> {
-    let response = request.send().await.map_err(|e| Failure::Retryable(format!("request failed: {e}")))?;
+async fn first_piece(
+    client: &hearth_http::Client,
+    build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    endpoint: Endpoint,
+) -> Result<Started, Failure> {
+    let response = client.send(build).await.map_err(|e| Failure::Retryable(format!("request failed: {e}")))?;
     let status = response.status().as_u16();
     if !(200..300).contains(&status) {
         let body = response.text().await.unwrap_or_default();

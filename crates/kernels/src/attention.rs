@@ -177,6 +177,9 @@ pub(crate) unsafe fn run_job(job: &Job<'_>, kv: &dyn KvRows, s: &mut Scratch) {
     for tile in (0..visible_max).step_by(KEY_TILE) {
         for (r, row) in rows.iter().enumerate() {
             let positions = tile..(tile + KEY_TILE).min(row.visible);
+            if positions.is_empty() {
+                continue; // this row sees no key of the tile (an earlier token of the job)
+            }
             let weights = &scores[r * visible_max..(r + 1) * visible_max];
             // SAFETY: as above; no other reference to this slice is live.
             let out_head = unsafe { std::slice::from_raw_parts_mut(job.out.0.add(row.at), hd) };
@@ -277,7 +280,7 @@ mod tests {
     #[test]
     fn matches_reference_on_odd_shapes() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-        for (n_heads, n_kv, hd, start, n_tokens) in [(3, 1, 5, 0, 1), (4, 2, 8, 3, 7), (6, 3, 17, 40, 9), (9, 3, 64, 0, 33)] {
+        for (n_heads, n_kv, hd, start, n_tokens) in [(3, 1, 5, 0, 1), (4, 2, 8, 3, 7), (6, 3, 17, 40, 9), (9, 3, 64, 0, 33), (4, 2, 8, 30, 5)] {
             let shape = HeadShape { n_heads, n_kv_heads: n_kv, head_dim: hd };
             let (q, k, v) = random_qkv(&mut rng, shape, start + n_tokens, n_tokens, 1.0);
             let mut out = vec![0f32; q.len()];
@@ -294,7 +297,7 @@ mod tests {
     fn every_path_gives_the_scalar_bits() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(4);
         let tables = crate::dispatch::runnable_tables();
-        for (n_heads, n_kv, hd, start, n_tokens) in [(6, 3, 17, 40, 9), (12, 2, 64, 0, 37), (12, 2, 128, 300, 1), (5, 1, 80, 70, 3)] {
+        for (n_heads, n_kv, hd, start, n_tokens) in [(6, 3, 17, 40, 9), (12, 2, 64, 0, 37), (12, 2, 128, 300, 1), (5, 1, 80, 70, 3), (4, 2, 64, 90, 9)] {
             let shape = HeadShape { n_heads, n_kv_heads: n_kv, head_dim: hd };
             let (q, k, v) = random_qkv(&mut rng, shape, start + n_tokens, n_tokens, 2.0);
             let kv = ContiguousRows { keys: &k, values: &v, width: shape.kv_width() };

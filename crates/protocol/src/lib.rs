@@ -74,6 +74,28 @@ pub struct StreamOptions {
     pub continuous_usage_stats: Option<bool>,
 }
 
+/// An optional field that must be a JSON object (serde alone would also read a struct from
+/// an array, so `[]` would pass as all defaults).
+fn object_or_null<'de, D: serde::Deserializer<'de>, T: serde::de::DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    use serde::de::Error;
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(value @ serde_json::Value::Object(_)) => serde_json::from_value(value).map(Some).map_err(D::Error::custom),
+        Some(other) => Err(D::Error::custom(format!("expected an object, got {}", json_kind(&other)))),
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
 /// Sampling fields common to chat and completions requests (OpenAI names plus vLLM's
 /// extensions). Absent fields take the model's or OpenAI's defaults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -110,8 +132,12 @@ pub struct SamplingFields {
     pub min_tokens: Option<u32>,
     #[serde(default)]
     pub stream: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_or_null")]
     pub stream_options: Option<StreamOptions>,
     #[serde(default)]
     pub user: Option<String>,
+    /// hearth's extension: `false` decodes this request without drafted tokens where the
+    /// server speculates (outputs are the same either way; only speed differs).
+    #[serde(default)]
+    pub speculative: Option<bool>,
 }

@@ -63,6 +63,18 @@ mod tests {
     }
 
     #[test]
+    fn stream_options_must_be_an_object() {
+        let e = parse(r#"{"messages": [], "stream": true, "stream_options": []}"#).unwrap_err();
+        assert_eq!(e.body.error.param.as_deref(), Some("stream_options"), "{}", e.body.error.message);
+        assert!(e.body.error.message.contains("expected an object, got an array"), "{}", e.body.error.message);
+        let r = parse(r#"{"messages": [], "stream": true, "stream_options": {"include_usage": true}}"#).unwrap();
+        assert_eq!(r.sampling.stream_options.unwrap().include_usage, Some(true));
+        assert!(parse(r#"{"messages": [], "stream_options": null}"#).unwrap().sampling.stream_options.is_none());
+        let e = parse(r#"{"messages": [], "stream_options": {"include_usage": "yes"}}"#).unwrap_err();
+        assert_eq!(e.body.error.param.as_deref(), Some("stream_options"), "{}", e.body.error.message);
+    }
+
+    #[test]
     fn unknown_fields_are_kept_for_the_warning() {
         let r = parse(r#"{"messages": [], "temperature": 0.5, "frobnicate": true}"#).unwrap();
         assert_eq!(r.sampling.temperature, Some(0.5));

@@ -32,6 +32,11 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "invalid_request_error", message, None, None)
     }
 
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        let message = format!("Invalid method for URL ({method} {path}).");
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", message, None, Some("method_not_allowed"))
+    }
+
     pub fn unauthorized() -> Self {
         let message = "Incorrect or missing API key. Send it as `Authorization: Bearer <key>`.";
         Self::new(StatusCode::UNAUTHORIZED, "invalid_request_error", message, None, Some("invalid_api_key"))

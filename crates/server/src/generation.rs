@@ -42,6 +42,7 @@ pub fn submit(
                 sampling: plan.sampling_for(choice),
                 stop: plan.stop.clone(),
                 constraint: constraints.next().flatten(),
+                no_speculation: plan.no_speculation,
             };
             let stream = model.engine.submit(request).map_err(|e| ApiError::from_generate(e, prompt_param))?;
             streams.push(stream);

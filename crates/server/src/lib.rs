@@ -9,6 +9,7 @@ mod completions;
 mod conversation;
 mod error;
 mod generation;
+mod handler_runtime;
 mod info;
 mod logprobs;
 mod messages;
@@ -26,14 +27,16 @@ mod stream;
 mod structured;
 mod tool_plan;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::IntoResponse;
 use axum::http::{HeaderValue, Method};
 use axum::routing::{get, post};
 use axum::{middleware, Router};
+use hearth_http::BodyLimits;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
@@ -89,11 +92,10 @@ impl Server {
         let app = router(state.clone());
         let serving = self.listeners.into_iter().map(|listener| {
             let mut stop_rx = stop_rx.clone();
-            axum::serve(listener, app.clone().into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    let _ = stop_rx.wait_for(|stop| *stop).await;
-                })
-                .into_future()
+            let stopped = async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            };
+            hearth_http::serve(listener, app.clone(), &state.config.connections, state.connections.clone(), stopped)
         });
         let serve = futures_util::future::try_join_all(serving);
         let signal_state = state.clone();
@@ -120,6 +122,7 @@ impl Server {
 
 /// All routes with their middleware.
 pub fn router(state: Arc<AppState>) -> Router {
+    let body_limits = BodyLimits { max_bytes: state.config.max_body_bytes, read_timeout: state.config.connections.body_read_timeout };
     let api = Router::new()
         .route("/v1/models", get(info::list_models))
         .route("/v1/models/{id}", get(info::get_model))
@@ -145,7 +148,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/delete", axum::routing::delete(ollama::unsupported))
         .route("/api/embed", post(ollama::unsupported))
         .route("/api/embeddings", post(ollama::unsupported))
-        .route_layer(middleware::from_fn_with_state(state.clone(), access_log::require_api_key));
+        .route_layer(middleware::from_fn_with_state(state.clone(), access_log::require_api_key))
+        .layer(middleware::from_fn(handler_runtime::run_on_handler_runtime));
     let open = Router::new()
         .route("/health", get(info::health))
         .route("/version", get(info::version))
@@ -153,7 +157,12 @@ pub fn router(state: Arc<AppState>) -> Router {
     let mut app = api
         .merge(open)
         .fallback(|| async { ApiError::not_found("Unknown endpoint.") })
+        .method_not_allowed_fallback(|method: Method, uri: axum::http::Uri| async move {
+            ApiError::method_not_allowed(method.as_str(), uri.path())
+        })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(body_limits, hearth_http::read_whole_body))
+        .layer(middleware::from_fn_with_state(state.clone(), refuse_declared_oversize))
         .layer(middleware::from_fn(access_log::observe));
     if let Some(cors) = cors_layer(&state.config.cors_allow_origins) {
         app = app.layer(cors);
@@ -200,10 +209,60 @@ pub(crate) fn random_id() -> String {
     format!("{:024x}", rand::random::<u128>() >> 32)
 }
 
+/// Middleware: a body whose declared `Content-Length` is over the limit is refused at once,
+/// before any of it is read.
+async fn refuse_declared_oversize(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let limit = state.config.max_body_bytes;
+    let declared = request.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => ApiError::payload_too_large(limit).into_response(),
+        _ => next.run(request).await,
+    }
+}
+
 /// Fields hearth does not know are named in a warning (as vLLM does), not silently dropped.
 pub(crate) fn warn_unknown_fields(unknown: &serde_json::Map<String, serde_json::Value>) {
     if !unknown.is_empty() {
-        let names: Vec<&str> = unknown.keys().map(String::as_str).collect();
-        tracing::warn!("ignoring request fields hearth does not know: {}", names.join(", "));
+        tracing::warn!("ignoring request fields hearth does not know: {}", loggable_names(unknown.keys()));
+    }
+}
+
+/// Client-chosen names as one log-safe line: each cut to 64 characters (escaped), at most
+/// 16 of them, so that a hostile request cannot grow the log by the size of its body.
+fn loggable_names<'a>(names: impl ExactSizeIterator<Item = &'a String>) -> String {
+    const MAX_NAMES: usize = 16;
+    const MAX_CHARS: usize = 64;
+    let count = names.len();
+    let mut shown: Vec<String> = names
+        .take(MAX_NAMES)
+        .map(|name| {
+            let cut: String = name.chars().take(MAX_CHARS).collect();
+            let mut escaped = cut.escape_debug().to_string();
+            if name.chars().count() > MAX_CHARS {
+                escaped.push_str(&format!("... ({} bytes)", name.len()));
+            }
+            escaped
+        })
+        .collect();
+    if count > MAX_NAMES {
+        shown.push(format!("and {} more", count - MAX_NAMES));
+    }
+    shown.join(", ")
+}
+
+#[cfg(test)]
+mod log_tests {
+    #[test]
+    fn logged_field_names_are_bounded() {
+        let long = "x".repeat(1 << 20);
+        let names: Vec<String> = std::iter::once(long).chain((0..40).map(|i| format!("f{i}\n"))).collect();
+        let line = super::loggable_names(names.iter());
+        assert!(line.len() < 2000, "{} bytes", line.len());
+        assert!(line.starts_with(&"x".repeat(64)) && line.contains("(1048576 bytes)"), "{line}");
+        assert!(line.contains("f0\\n") && line.ends_with("and 25 more"), "{line}");
     }
 }

@@ -19,6 +19,8 @@ pub struct GenerationPlan {
     pub n: usize,
     pub stream: bool,
     pub include_usage: bool,
+    /// The client asked for decoding without drafted tokens.
+    pub no_speculation: bool,
 }
 
 impl GenerationPlan {
@@ -88,7 +90,14 @@ pub fn plan(
     if !stream && options != Default::default() {
         return bad("stream_options is only allowed when stream is true", "stream_options");
     }
-    Ok(GenerationPlan { sampling, stop, n: n as usize, stream, include_usage: options.include_usage.unwrap_or(false) })
+    Ok(GenerationPlan {
+        sampling,
+        stop,
+        n: n as usize,
+        stream,
+        include_usage: options.include_usage.unwrap_or(false),
+        no_speculation: fields.speculative == Some(false),
+    })
 }
 
 /// `{"123": -100}` -> [(123, -100.0)].

@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hearth_engine::{EngineConfig, EngineHandle, GenerationDefaults, GrammarCompiler, ModelBundle};
+use hearth_http::{ConnectionLimits, ConnectionStats};
 use hearth_tokenizer::{ChatTemplate, Tokenizer};
 
 use crate::error::ApiError;
@@ -21,6 +22,8 @@ pub struct ServerConfig {
     /// Requests that may wait beyond those the engine runs at once.
     pub max_queued_requests: usize,
     pub max_body_bytes: usize,
+    /// The cap on open connections and the waits for each request's head and body.
+    pub connections: ConnectionLimits,
     /// Origins allowed by CORS (`*` for any); empty: no CORS headers.
     pub cors_allow_origins: Vec<String>,
     /// How long in-flight requests may run after SIGTERM/SIGINT.
@@ -39,6 +42,7 @@ impl Default for ServerConfig {
             api_key: None,
             max_queued_requests: 256,
             max_body_bytes: 32 << 20,
+            connections: ConnectionLimits::default(),
             cors_allow_origins: Vec::new(),
             shutdown_grace: Duration::from_secs(30),
             responses_store: None,
@@ -94,6 +98,8 @@ pub struct AppState {
     pub started_at: u64,
     /// Responses kept for `GET /v1/responses/{id}` and `previous_response_id`.
     pub responses: ResponseStore,
+    /// Open and refused connections, over all the server's listeners.
+    pub connections: Arc<ConnectionStats>,
 }
 
 /// Holds admission slots for a request; they are returned when it is dropped.
@@ -111,6 +117,7 @@ impl Drop for AdmissionGuard {
 impl AppState {
     pub fn new(config: ServerConfig, responses: ResponseStore) -> Self {
         AppState {
+            connections: ConnectionStats::new(config.connections.max_connections),
             config,
             responses,
             model: OnceLock::new(),
@@ -156,9 +163,18 @@ impl AppState {
         }
     }
 
-    /// Admits `slots` engine requests, or 503 when the running and queued limit is reached.
+    /// Admits `slots` engine requests, or 503 when the running and queued limit is reached
+    /// (400 when `slots` alone exceeds it: retrying could never help).
     pub fn admit(&self, model: &ServedModel, slots: usize) -> Result<AdmissionGuard, ApiError> {
         let limit = model.engine.info().max_num_seqs + self.config.max_queued_requests;
+        if slots > limit {
+            return Err(ApiError::bad_request(
+                format!(
+                    "This request asks for {slots} completions (n times the prompts) but this server runs and queues at most {limit} at once (--max-num-seqs plus --max-queued-requests); lower `n`."
+                ),
+                Some("n"),
+            ));
+        }
         let before = self.admitted.fetch_add(slots, Ordering::AcqRel);
         let guard = AdmissionGuard { admitted: self.admitted.clone(), slots };
         if before + slots > limit {

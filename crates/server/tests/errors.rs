@@ -134,6 +134,51 @@ async fn oversized_bodies_get_413() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_oversized_body_is_refused_before_it_is_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = server_config();
+    config.max_body_bytes = 4096;
+    let server = start_with(config, engine_config()).await;
+    // the headers promise 100 MB and no byte of it follows: the answer must not wait for it
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{";
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), socket.read(&mut answer)).await;
+    let n = read.expect("413 comes at once, not after a body that never arrives").unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("larger than the limit of 4096 bytes"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_methods_get_405_with_an_error_object() {
+    let server = start().await;
+    let response = client().get(server.url("/v1/chat/completions")).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    let body: Value = response.json().await.unwrap();
+    assert_error(405, &body, 405, None);
+    assert!(body["error"]["message"].as_str().unwrap().contains("GET /v1/chat/completions"), "{body}");
+    let response = client().post(server.url("/health")).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_choices_than_could_ever_be_queued_is_a_400_naming_n() {
+    let mut config = server_config();
+    config.max_queued_requests = 3;
+    let engine = hearth_engine::EngineConfig { max_num_seqs: 2, ..engine_config() };
+    let server = start_with(config, engine).await;
+    let (status, body) = post(&server, "/v1/chat/completions", &chat("hi", json!({"n": 6, "max_tokens": 2}))).await;
+    assert_error(status, &body, 400, Some("n"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("at most 5"), "{body}");
+    let (status, body) = post(&server, "/v1/completions", &json!({"prompt": ["a", "b", "c"], "n": 2, "max_tokens": 2})).await;
+    assert_error(status, &body, 400, Some("n"));
+    let (status, body) = post(&server, "/v1/chat/completions", &chat("hi", json!({"n": 5, "max_tokens": 2}))).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_503_with_retry_after() {
     let mut config = server_config();
     config.max_queued_requests = 0;

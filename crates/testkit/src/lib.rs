@@ -1,5 +1,8 @@
 //! Test helpers: where the real models and the golden data live, and their loaders.
 
+pub mod closing_server;
+pub mod raw_http;
+
 use std::path::PathBuf;
 
 use serde::Deserialize;

@@ -17,7 +17,7 @@ use std::future::IntoFuture;
 use axum::routing::{get, post as route_post};
 use axum::{Json, Router};
 use hearth_gateway::config::{MAPPINGS_FILE, PROVIDERS_FILE};
-use hearth_gateway::{Gateway, GatewayConfig, KeyStore};
+use hearth_gateway::{FrontLimits, Gateway, GatewayConfig, KeyStore};
 use hearth_testkit::ScratchDir;
 use serde_json::{json, Value};
 
@@ -172,6 +172,11 @@ pub fn provider_yaml(stub: &Stub, ollama: bool, extra: &str) -> String {
 /// The config folder comes back as a `ScratchDir`: hold it while the gateway runs (its SQLite
 /// key store lives there); it is removed when dropped.
 pub async fn start_gateway(providers: &str, mappings: &str, keys: Option<&str>) -> (String, Arc<Gateway>, ScratchDir) {
+    start_gateway_with_front(providers, mappings, keys, FrontLimits::default()).await
+}
+
+/// `start_gateway` with the given limits on its clients.
+pub async fn start_gateway_with_front(providers: &str, mappings: &str, keys: Option<&str>, front: FrontLimits) -> (String, Arc<Gateway>, ScratchDir) {
     let scratch = ScratchDir::new(&format!("gw-{}", rand::random::<u32>()));
     let dir = scratch.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
@@ -183,11 +188,12 @@ pub async fn start_gateway(providers: &str, mappings: &str, keys: Option<&str>) 
         Some(file) => Some(Arc::new(KeyStore::open(dir.join(file).to_str().unwrap()).await.unwrap())),
         None => None,
     };
-    let gateway = Gateway::new(config, store);
+    let gateway = Gateway::new(config, store, front);
     gateway.spawn_health_probes();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(axum::serve(listener, gateway.router()).into_future());
+    let serving = gateway.clone();
+    tokio::spawn(async move { serving.serve(listener, std::future::pending()).await });
     (url, gateway, scratch)
 }
 
