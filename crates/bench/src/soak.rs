@@ -223,10 +223,7 @@ fn open_files(pid: u32) -> Option<f64> {
 
 /// The first value of a Prometheus metric (any labels).
 fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' ')))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    hearth_protocol::prometheus::first(text, name)
 }
 
 /// One client: requests of random kinds, one after another, until the time is up.

@@ -12,23 +12,25 @@ pub struct SpecDecodeCounts {
 }
 
 impl SpecDecodeCounts {
-    /// The counters in a Prometheus text page (summed over label sets); None when the page
-    /// has no spec-decode series at all.
+    /// The counters in a Prometheus text page (summed over label sets), under hearth's names,
+    /// or vLLM's when the page has no hearth series (a server that exports both is not counted
+    /// twice); None when the page has no spec-decode series at all.
     pub fn parse(page: &str) -> Option<Self> {
+        Self::parse_prefixed(page, "hearth:").or_else(|| Self::parse_prefixed(page, "vllm:"))
+    }
+
+    fn parse_prefixed(page: &str, prefix: &str) -> Option<Self> {
         let mut counts = SpecDecodeCounts::default();
         let mut found = false;
-        for line in page.lines().filter(|l| !l.starts_with('#')) {
-            let Some((series, value)) = line.rsplit_once(' ') else { continue };
-            let name = series.split('{').next().unwrap_or(series);
-            let Some(metric) = name.strip_prefix("hearth:").or_else(|| name.strip_prefix("vllm:")) else { continue };
-            let Ok(value) = value.trim().parse::<f64>() else { continue };
+        for sample in hearth_protocol::prometheus::samples(page) {
+            let Some(metric) = sample.name.strip_prefix(prefix) else { continue };
             let slot = match metric {
                 "spec_decode_num_drafts_total" => &mut counts.drafts,
                 "spec_decode_num_draft_tokens_total" => &mut counts.draft_tokens,
                 "spec_decode_num_accepted_tokens_total" => &mut counts.accepted_tokens,
                 _ => continue,
             };
-            *slot += value;
+            *slot += sample.value;
             found = true;
         }
         found.then_some(counts)
@@ -58,10 +60,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_both_namings_and_sums_labels() {
-        let page = "# HELP hearth:spec_decode_num_drafts_total x\nhearth:spec_decode_num_drafts_total{model_name=\"a\"} 4\nvllm:spec_decode_num_draft_tokens_total{model_name=\"a\",engine=\"0\"} 12\nvllm:spec_decode_num_draft_tokens_total{model_name=\"a\",engine=\"1\"} 8\nhearth:spec_decode_num_accepted_tokens_total{model_name=\"a\"} 15\nhearth:num_requests_running{model_name=\"a\"} 1\n";
-        let c = SpecDecodeCounts::parse(page).unwrap();
+    fn reads_either_naming_once_and_sums_labels() {
+        let vllm = "# HELP vllm:spec_decode_num_drafts_total x\nvllm:spec_decode_num_drafts_total{model_name=\"a\"} 4\nvllm:spec_decode_num_draft_tokens_total{model_name=\"a\",engine=\"0\"} 12\nvllm:spec_decode_num_draft_tokens_total{model_name=\"a\",engine=\"1\"} 8\nvllm:spec_decode_num_accepted_tokens_total{model_name=\"a\"} 15\nvllm:num_requests_running{model_name=\"a\"} 1\n";
+        let c = SpecDecodeCounts::parse(vllm).unwrap();
         assert_eq!(c, SpecDecodeCounts { drafts: 4.0, draft_tokens: 20.0, accepted_tokens: 15.0 });
+        // a page with both namings of the same counters is read once, under hearth's
+        let both = format!("{vllm}{}", vllm.replace("vllm:", "hearth:"));
+        assert_eq!(SpecDecodeCounts::parse(&both), Some(c));
         assert_eq!(c.acceptance_rate(), 0.75);
         assert_eq!(c.mean_accepted(), 3.75);
         assert_eq!(SpecDecodeCounts::parse("hearth:num_requests_running 1\n"), None);

@@ -94,8 +94,10 @@ fn header(response: &reqwest::Response, name: &str) -> String {
     response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
 }
 
-/// The `data:` payloads of an SSE body, in order; Err names the first framing fault.
+/// The `data:` payloads of an SSE body, in order; Err names the first framing fault. Lines may
+/// end with LF or CRLF, as the SSE spec allows.
 pub fn sse_data(body: &str) -> Result<Vec<String>, String> {
+    let body = &body.replace("\r\n", "\n");
     let mut events = Vec::new();
     for block in body.split("\n\n").filter(|b| !b.trim().is_empty()) {
         let data: Vec<&str> = block
@@ -131,6 +133,7 @@ mod tests {
         assert_eq!(sse_data(body).unwrap(), vec!["{\"a\":1}".to_string(), "[DONE]".to_string()]);
         assert!(sse_data("{\"a\":1}\n\n").is_err());
         assert!(sse_data("data: x\n\ndata: y").is_err());
+        assert_eq!(sse_data("data: x\r\n\r\ndata: [DONE]\r\n\r\n").unwrap(), vec!["x".to_string(), "[DONE]".to_string()]);
         assert_eq!(trim("héllo", 2), "hé… (3 more bytes)");
         assert_eq!(trim("hi", 5), "hi");
     }

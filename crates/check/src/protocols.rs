@@ -8,7 +8,9 @@ use crate::http::{Exchange, Http};
 use crate::result::CheckResult;
 
 /// (event name, data) of each frame of a typed-event stream; Err names the first framing fault.
+/// Lines may end with LF or CRLF.
 pub fn typed_events(body: &str) -> Result<Vec<(String, Value)>, String> {
+    let body = &body.replace("\r\n", "\n");
     let mut events = Vec::new();
     for frame in body.split("\n\n").filter(|f| !f.trim().is_empty()) {
         let mut name = None;

@@ -98,33 +98,45 @@ async fn pump(started: Started, ctx: RelayContext, tx: mpsc::Sender<Bytes>) {
     let mut translator = StreamTranslator::new(ctx.endpoint, crate::new_id(ctx.endpoint), crate::unix_now(), ctx.public_model.clone(), ctx.include_usage);
     let mut usage = Value::Null;
     let mut body = futures_util::stream::iter([Ok(started.first)]).chain(started.rest);
-    let mut done_sent = false;
+    // the last event has been relayed (`[DONE]`, or Ollama's `done` line)
+    let mut finished = false;
     while let Some(piece) = body.next().await {
         let piece = match piece {
             Ok(p) => p,
+            Err(_) if finished => break,
             Err(e) => return fail(&tx, &e).await,
         };
+        if finished {
+            continue; // read on to the end, so the connection goes back to the pool
+        }
         for event in events.push(&piece) {
             let out = match ctx.kind {
-                ProviderKind::Ollama => match translator.on_line(&event) {
-                    Ok(payloads) => payloads,
-                    Err(e) => return fail(&tx, &e).await,
-                },
-                _ => rewrite_openai_event(&event, &ctx, &mut usage).into_iter().collect(),
+                ProviderKind::Ollama => translator.on_line(&event),
+                _ => rewrite_openai_event(&event, &ctx, &mut usage).map(|payload| payload.into_iter().collect()),
+            };
+            let out = match out {
+                Ok(payloads) => payloads,
+                Err(e) => return fail(&tx, &e).await,
             };
             for payload in out {
-                done_sent |= payload == "[DONE]";
                 if tx.send(sse(&payload)).await.is_err() {
                     return; // the client went away; dropping the body closes the backend stream
                 }
+                finished |= payload == "[DONE]";
+            }
+            if ctx.kind == ProviderKind::Ollama && translator.usage.is_some() {
+                usage = translator.usage.clone().unwrap_or(Value::Null);
+                let _ = tx.send(sse("[DONE]")).await;
+                finished = true;
+            }
+            if finished {
+                break;
             }
         }
     }
-    if ctx.kind == ProviderKind::Ollama {
-        usage = translator.usage.take().unwrap_or(Value::Null);
-    }
-    if !done_sent {
-        let _ = tx.send(sse("[DONE]")).await;
+    if !finished {
+        let last = if ctx.kind == ProviderKind::Ollama { "its `done` line" } else { "`[DONE]`" };
+        return fail(&tx, &format!("the backend's stream ended before {last}")).await;
     }
     ctx.usage.record(&ctx.public_model, &ctx.backend, &usage);
 }
@@ -134,36 +146,59 @@ async fn pump_typed(started: Started, ctx: RelayContext, tx: mpsc::Sender<Bytes>
     let mut events = EventSplitter::sse();
     let mut usage = Value::Null;
     let mut body = futures_util::stream::iter([Ok(started.first)]).chain(started.rest);
+    let mut finished = false;
+    let broken = |message: &str| {
+        tracing::warn!("backend stream failed after the first byte: {message}");
+        Bytes::from(error_event(ctx.endpoint, message))
+    };
     while let Some(piece) = body.next().await {
         let piece = match piece {
             Ok(p) => p,
+            Err(_) if finished => break,
             Err(e) => {
-                tracing::warn!("backend stream failed after the first byte: {e}");
-                let _ = tx.send(Bytes::from(error_event(ctx.endpoint, &e))).await;
+                let _ = tx.send(broken(&e)).await;
                 return;
             }
         };
+        if finished {
+            continue; // read on to the end, so the connection goes back to the pool
+        }
         for event in events.push(&piece) {
-            if tx.send(Bytes::from(relay_event(&event, &ctx.public_model, &mut usage))).await.is_err() {
+            let relayed = match relay_event(&event, &ctx.public_model, &mut usage) {
+                Ok(relayed) => relayed,
+                Err(e) => {
+                    let _ = tx.send(broken(&e)).await;
+                    return;
+                }
+            };
+            if tx.send(Bytes::from(relayed.frame)).await.is_err() {
                 return;
             }
+            if relayed.last {
+                finished = true;
+                break;
+            }
         }
+    }
+    if !finished {
+        let _ = tx.send(broken("the backend's stream ended before its last event")).await;
+        return;
     }
     ctx.usage.record(&ctx.public_model, &ctx.backend, &usage);
 }
 
 /// One OpenAI SSE payload with the public model name; the usage chunk is kept for the
-/// records and dropped when the client did not ask for it.
-fn rewrite_openai_event(data: &str, ctx: &RelayContext, usage: &mut Value) -> Option<String> {
+/// records and dropped (None) when the client did not ask for it. Err: the event is not JSON.
+pub fn rewrite_openai_event(data: &str, ctx: &RelayContext, usage: &mut Value) -> Result<Option<String>, String> {
     if data == "[DONE]" {
-        return Some(data.to_string());
+        return Ok(Some(data.to_string()));
     }
-    let Ok(mut chunk) = serde_json::from_str::<Value>(data) else { return Some(data.to_string()) };
+    let mut chunk = serde_json::from_str::<Value>(data).map_err(|_| not_json(data))?;
     if chunk["usage"].is_object() {
         *usage = chunk["usage"].clone();
         let only_usage = chunk["choices"].as_array().is_some_and(|c| c.is_empty());
         if !ctx.include_usage && only_usage {
-            return None;
+            return Ok(None);
         }
     }
     if !ctx.include_usage {
@@ -174,7 +209,14 @@ fn rewrite_openai_event(data: &str, ctx: &RelayContext, usage: &mut Value) -> Op
     if chunk.get("model").is_some() {
         chunk["model"] = json!(ctx.public_model);
     }
-    Some(chunk.to_string())
+    Ok(Some(chunk.to_string()))
+}
+
+/// The error for a backend event that is not JSON, quoting its start.
+pub fn not_json(data: &str) -> String {
+    let start: String = data.chars().take(120).collect();
+    let cut = if start.len() < data.len() { "…" } else { "" };
+    format!("the backend sent an event that is not JSON: {start:?}{cut}")
 }
 
 async fn fail(tx: &mpsc::Sender<Bytes>, message: &str) {
@@ -200,13 +242,15 @@ mod tests {
             usage: UsageSink::none(),
         };
         let mut usage = Value::Null;
-        let out = rewrite_openai_event(r#"{"model":"upstream","choices":[{"delta":{"content":"hi"}}],"usage":null}"#, &ctx, &mut usage).unwrap();
+        let out = rewrite_openai_event(r#"{"model":"upstream","choices":[{"delta":{"content":"hi"}}],"usage":null}"#, &ctx, &mut usage).unwrap().unwrap();
         let v: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["model"], "public");
         assert!(v.get("usage").is_none());
         assert_eq!(v["choices"][0]["delta"]["content"], "hi");
-        let hidden = rewrite_openai_event(r#"{"model":"u","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#, &ctx, &mut usage);
+        let hidden = rewrite_openai_event(r#"{"model":"u","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#, &ctx, &mut usage).unwrap();
         assert!(hidden.is_none());
+        let corrupt = rewrite_openai_event(&"<html>".repeat(40), &ctx, &mut usage).unwrap_err();
+        assert!(corrupt.contains("not JSON") && corrupt.ends_with('…') && corrupt.len() < 200, "{corrupt}");
         assert_eq!(usage["total_tokens"], 3);
     }
 }

@@ -1,5 +1,6 @@
 //! OpenAI (and Anthropic Messages, Ollama) wire types shared by the server, the gateway and the checker: requests, responses,
-//! stream chunks, model lists and errors, and the splitter that cuts a streamed body into events.
+//! stream chunks, model lists and errors, the splitter that cuts a streamed body into events, and
+//! a reader of Prometheus metric pages.
 //! serde only.
 
 pub mod anthropic;
@@ -8,6 +9,7 @@ pub mod completions;
 pub mod error;
 pub mod models;
 pub mod ollama;
+pub mod prometheus;
 pub mod responses;
 pub mod sse;
 pub mod tokenize;

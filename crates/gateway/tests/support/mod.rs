@@ -1,6 +1,7 @@
 //! Stub backends on random local ports (OpenAI-style and Ollama-style) that can be told to
-//! answer, fail with a status, hang, break off mid-stream or report a context overflow; and
-//! a gateway in front of them.
+//! answer, fail with a status, hang (before or after the headers), break off, stall, send a
+//! corrupt event or end early mid-body, or report a context overflow; and a gateway in front
+//! of them.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -29,6 +30,20 @@ pub enum Behaviour {
     /// Streams two chunks, then drops the connection.
     BreakMidStream,
     ContextOverflow,
+    /// Sends 200 and its headers, then nothing.
+    HangAfterHeaders,
+    /// Sends two stream chunks (half of a complete answer), then nothing.
+    StallMidBody,
+    /// Sends two stream chunks, then an event that is not JSON, then the rest (a complete
+    /// answer: junk, then the answer).
+    CorruptEvent,
+    /// Sends two stream chunks (half of a complete answer), then ends the body cleanly.
+    EndEarly,
+}
+
+impl Behaviour {
+    /// The faults that come after a 200 and its headers.
+    pub const MID_BODY: [Behaviour; 4] = [Behaviour::HangAfterHeaders, Behaviour::StallMidBody, Behaviour::CorruptEvent, Behaviour::EndEarly];
 }
 
 /// The words every stub streams, one per chunk.
@@ -63,6 +78,7 @@ async fn misbehave(stub: &Stub, body: &Value) -> Result<(), Response> {
     let behaviour = stub.behaviour.lock().unwrap().clone();
     match behaviour {
         Behaviour::Answer | Behaviour::BreakMidStream => Ok(()),
+        Behaviour::HangAfterHeaders | Behaviour::StallMidBody | Behaviour::CorruptEvent | Behaviour::EndEarly => Ok(()),
         Behaviour::Status(code) => Err((StatusCode::from_u16(code).unwrap(), Json(json!({"error": {"message": "stub failure", "type": "server_error"}}))).into_response()),
         Behaviour::Hang => {
             tokio::time::sleep(Duration::from_secs(30)).await;
@@ -81,6 +97,11 @@ fn stream_of(lines: Vec<String>, sep: &'static str, break_after: Option<usize>) 
             _ => Ok(Bytes::from(format!("{l}{sep}"))),
         })
         .collect();
+    paced(pieces)
+}
+
+/// The pieces sent 5 ms apart.
+fn paced(pieces: Vec<Result<Bytes, std::io::Error>>) -> Response {
     let stream = futures_util::StreamExt::then(futures_util::stream::iter(pieces), |p| async move {
         tokio::time::sleep(Duration::from_millis(5)).await;
         p
@@ -88,15 +109,60 @@ fn stream_of(lines: Vec<String>, sep: &'static str, break_after: Option<usize>) 
     Body::from_stream(stream).into_response()
 }
 
+/// The body as `fault` spoils it after its first `keep` pieces (`junk`: the corrupt piece);
+/// None when the behaviour is no mid-body fault.
+fn spoiled(fault: &Behaviour, pieces: Vec<String>, keep: usize, junk: &str) -> Option<Response> {
+    let ok = |p: String| Ok::<_, std::io::Error>(Bytes::from(p));
+    let (head, tail) = (pieces[..keep].to_vec(), pieces[keep..].to_vec());
+    let then_nothing = |head: Vec<String>| {
+        let head = futures_util::stream::iter(head.into_iter().map(ok));
+        Body::from_stream(futures_util::StreamExt::chain(head, futures_util::stream::pending())).into_response()
+    };
+    Some(match fault {
+        Behaviour::HangAfterHeaders => then_nothing(Vec::new()),
+        Behaviour::StallMidBody => then_nothing(head),
+        Behaviour::CorruptEvent => paced(head.into_iter().chain([junk.to_string()]).chain(tail).map(ok).collect()),
+        Behaviour::EndEarly => paced(head.into_iter().map(ok).collect()),
+        _ => return None,
+    })
+}
+
+/// A complete JSON answer, or the same spoiled by the stub's mid-body fault.
+fn complete(stub: &Stub, answer: Value) -> Response {
+    let text = answer.to_string();
+    let half = text.len() / 2;
+    let pieces = vec![text[..half].to_string(), text[half..].to_string()];
+    let fault = stub.behaviour.lock().unwrap().clone();
+    if fault == Behaviour::CorruptEvent {
+        // junk first: a cut inside a string value could otherwise still make valid JSON
+        let pieces = ["<html>oops</html>".to_string()].into_iter().chain(pieces).map(|p| Ok(Bytes::from(p))).collect();
+        return paced(pieces);
+    }
+    spoiled(&fault, pieces, 1, "").unwrap_or_else(|| Json(answer).into_response())
+}
+
+/// A stream of SSE events or NDJSON lines, or the same spoiled by the stub's fault.
+fn streamed(stub: &Stub, events: Vec<String>, ndjson: bool, break_after: Option<usize>) -> Response {
+    let fault = stub.behaviour.lock().unwrap().clone();
+    let (sep, junk) = if ndjson { ("\n", CORRUPT_NDJSON) } else { ("\n\n", CORRUPT_SSE) };
+    let pieces: Vec<String> = events.iter().map(|e| format!("{e}{sep}")).collect();
+    spoiled(&fault, pieces, 2, junk).unwrap_or_else(|| stream_of(events, sep, break_after))
+}
+
+/// A corrupt SSE event: not JSON, and on two lines.
+pub const CORRUPT_SSE: &str = "data: <html>not json\ndata: a second line</html>\n\n";
+/// A corrupt NDJSON line.
+pub const CORRUPT_NDJSON: &str = "<html>not json</html>\n";
+
 async fn openai_chat(State(stub): State<Arc<Stub>>, Json(body): Json<Value>) -> Response {
     if let Err(r) = misbehave(&stub, &body).await {
         return r;
     }
     let model = body["model"].clone();
     if body["stream"] != true {
-        return Json(json!({"id": "chatcmpl-stub", "object": "chat.completion", "created": 1, "model": model,
+        return complete(&stub, json!({"id": "chatcmpl-stub", "object": "chat.completion", "created": 1, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": WORDS.concat()}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}})).into_response();
+            "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}}));
     }
     let chunk = |delta: Value, finish: Value| format!("data: {}", json!({"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}));
     let mut lines = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
@@ -107,7 +173,7 @@ async fn openai_chat(State(stub): State<Arc<Stub>>, Json(body): Json<Value>) -> 
     }
     lines.push("data: [DONE]".into());
     let break_after = (*stub.behaviour.lock().unwrap() == Behaviour::BreakMidStream).then_some(3);
-    stream_of(lines, "\n\n", break_after)
+    streamed(&stub, lines, false, break_after)
 }
 
 async fn ollama_chat(State(stub): State<Arc<Stub>>, Json(body): Json<Value>) -> Response {
@@ -118,11 +184,11 @@ async fn ollama_chat(State(stub): State<Arc<Stub>>, Json(body): Json<Value>) -> 
     if body["stream"] == false {
         let mut whole = done.clone();
         whole["message"]["content"] = json!(WORDS.concat());
-        return Json(whole).into_response();
+        return complete(&stub, whole);
     }
     let mut lines: Vec<String> = WORDS.iter().map(|w| json!({"model": body["model"], "message": {"role": "assistant", "content": w}, "done": false}).to_string()).collect();
     lines.push(done.to_string());
-    stream_of(lines, "\n", None)
+    streamed(&stub, lines, true, None)
 }
 
 async fn openai_completion(State(stub): State<Arc<Stub>>, Json(body): Json<Value>) -> Response {
