@@ -63,14 +63,20 @@ impl ModelBundle {
     /// A GGUF file, or a Hugging Face directory (config.json, safetensors, tokenizer files,
     /// generation_config.json).
     pub fn load(path: &Path) -> Result<Self, LoadError> {
-        let (model, tokenizer, generation_defaults) = if path.is_dir() {
-            let model = Model::load_dir(path)?;
-            (model, Tokenizer::from_dir(path)?, read_generation_defaults(path))
-        } else {
-            let model = Model::load(path)?;
-            let tokenizer = Tokenizer::from_gguf(model.gguf().expect("Model::load reads a GGUF file"))?;
-            (model, tokenizer, GenerationDefaults::default())
-        };
+        if !path.is_dir() {
+            return Self::from_gguf(Arc::new(hearth_model::GgufFile::open(path).map_err(ModelError::from)?));
+        }
+        let model = Model::load_dir(path)?;
+        Self::assemble(model, Tokenizer::from_dir(path)?, read_generation_defaults(path))
+    }
+
+    /// A GGUF file already read (mapped or in memory): the model, its tokenizer and template.
+    pub fn from_gguf(file: Arc<hearth_model::GgufFile>) -> Result<Self, LoadError> {
+        let model = Model::from_gguf(file.clone())?;
+        Self::assemble(model, Tokenizer::from_gguf(&file)?, GenerationDefaults::default())
+    }
+
+    fn assemble(model: Model, tokenizer: Tokenizer, generation_defaults: GenerationDefaults) -> Result<Self, LoadError> {
         let template = match tokenizer.chat_template() {
             Some(source) => Some(ChatTemplate::new(
                 source,

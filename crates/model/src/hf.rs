@@ -25,8 +25,13 @@ fn config_error(path: &Path, message: String) -> ModelError {
 pub fn read_config(dir: &Path) -> Result<(ModelConfig, Option<Int4Scheme>), ModelError> {
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| config_error(&path, format!("cannot read: {e}")))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| config_error(&path, format!("not valid JSON: {e}")))?;
-    Ok((config_from_json(&path, &v)?, int4_scheme(&path, &v)?))
+    parse_config(&path, &text)
+}
+
+/// The text of a `config.json` (named `path` in errors) into the model's shape and int4 scheme.
+pub fn parse_config(path: &Path, text: &str) -> Result<(ModelConfig, Option<Int4Scheme>), ModelError> {
+    let v: Value = serde_json::from_str(text).map_err(|e| config_error(path, format!("not valid JSON: {e}")))?;
+    Ok((config_from_json(path, &v)?, int4_scheme(path, &v)?))
 }
 
 /// The int4 scheme of `quantization_config`, if any; other methods are refused by name.
@@ -229,8 +234,19 @@ fn shards_in_index(dir: &Path) -> Result<Option<Vec<PathBuf>>, ModelError> {
     Ok(Some(files))
 }
 
+/// One safetensors file held in memory (named `path` in errors) as a tensor table.
+pub fn tensors_from_bytes(path: &Path, bytes: Vec<u8>) -> Result<TensorTable, ModelError> {
+    let mut tensors = HashMap::new();
+    read_source(path, Arc::new(ByteSource::Owned(bytes)), &mut tensors)?;
+    Ok(TensorTable::new(path.to_path_buf(), tensors, hf_name))
+}
+
 fn read_file(path: &Path, out: &mut HashMap<String, TensorEntry>) -> Result<(), ModelError> {
     let source = Arc::new(ByteSource::map_file(path).map_err(|e| config_error(path, format!("cannot map: {e}")))?);
+    read_source(path, source, out)
+}
+
+fn read_source(path: &Path, source: Arc<ByteSource>, out: &mut HashMap<String, TensorEntry>) -> Result<(), ModelError> {
     let (header_len, metadata) = safetensors::SafeTensors::read_metadata(source.bytes())
         .map_err(|e| config_error(path, format!("not a valid safetensors file: {e}")))?;
     let data_start = 8 + header_len;

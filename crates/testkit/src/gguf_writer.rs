@@ -6,6 +6,7 @@ pub enum Meta {
     F32(f32),
     Str(String),
     StrArray(Vec<String>),
+    I32Array(Vec<i32>),
 }
 
 /// A tensor to write: name, GGUF dims, ggml type id and its raw bytes.
@@ -42,6 +43,14 @@ pub fn write_gguf(metadata: &[(&str, Meta)], tensors: &[RawTensor]) -> Vec<u8> {
             Meta::Str(s) => {
                 out.extend_from_slice(&8u32.to_le_bytes());
                 put_str(&mut out, s);
+            }
+            Meta::I32Array(items) => {
+                out.extend_from_slice(&9u32.to_le_bytes());
+                out.extend_from_slice(&5u32.to_le_bytes());
+                out.extend_from_slice(&(items.len() as u64).to_le_bytes());
+                for v in items {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
             }
             Meta::StrArray(items) => {
                 out.extend_from_slice(&9u32.to_le_bytes());

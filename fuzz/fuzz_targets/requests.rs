@@ -1,0 +1,4 @@
+//! libFuzzer harness: the `requests` target of hearth-fuzzing.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hearth_fuzzing::Target::Requests.run(data));
