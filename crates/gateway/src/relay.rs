@@ -103,12 +103,8 @@ async fn pump(started: Started, ctx: RelayContext, tx: mpsc::Sender<Bytes>) {
     while let Some(piece) = body.next().await {
         let piece = match piece {
             Ok(p) => p,
-            Err(_) if finished => break,
             Err(e) => return fail(&tx, &e).await,
         };
-        if finished {
-            continue; // read on to the end, so the connection goes back to the pool
-        }
         for event in events.push(&piece) {
             let out = match ctx.kind {
                 ProviderKind::Ollama => translator.on_line(&event),
@@ -133,12 +129,23 @@ async fn pump(started: Started, ctx: RelayContext, tx: mpsc::Sender<Bytes>) {
                 break;
             }
         }
+        if finished {
+            break;
+        }
     }
     if !finished {
         let last = if ctx.kind == ProviderKind::Ollama { "its `done` line" } else { "`[DONE]`" };
         return fail(&tx, &format!("the backend's stream ended before {last}")).await;
     }
     ctx.usage.record(&ctx.public_model, &ctx.backend, &usage);
+    drop(tx); // the client's answer is complete
+    drain(body).await;
+}
+
+/// Reads the rest of a backend body (nothing after the last event, normally), so that its
+/// connection goes back to the pool.
+async fn drain(mut body: impl futures_util::Stream<Item = Result<Bytes, String>> + Unpin) {
+    while let Some(Ok(_)) = body.next().await {}
 }
 
 /// Relays a Responses or Messages stream event by event (no `[DONE]` in these protocols).
@@ -154,15 +161,11 @@ async fn pump_typed(started: Started, ctx: RelayContext, tx: mpsc::Sender<Bytes>
     while let Some(piece) = body.next().await {
         let piece = match piece {
             Ok(p) => p,
-            Err(_) if finished => break,
             Err(e) => {
                 let _ = tx.send(broken(&e)).await;
                 return;
             }
         };
-        if finished {
-            continue; // read on to the end, so the connection goes back to the pool
-        }
         for event in events.push(&piece) {
             let relayed = match relay_event(&event, &ctx.public_model, &mut usage) {
                 Ok(relayed) => relayed,
@@ -179,12 +182,17 @@ async fn pump_typed(started: Started, ctx: RelayContext, tx: mpsc::Sender<Bytes>
                 break;
             }
         }
+        if finished {
+            break;
+        }
     }
     if !finished {
         let _ = tx.send(broken("the backend's stream ended before its last event")).await;
         return;
     }
     ctx.usage.record(&ctx.public_model, &ctx.backend, &usage);
+    drop(tx); // the client's answer is complete
+    drain(body).await;
 }
 
 /// One OpenAI SSE payload with the public model name; the usage chunk is kept for the
