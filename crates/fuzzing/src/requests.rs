@@ -65,13 +65,13 @@ pub fn send(route: &str, body: &[u8]) -> Answer {
 
 /// An input's first byte picks the route, the rest is the body.
 pub fn requests(data: &[u8]) {
-    if let Some(fault) = judge(data) {
+    if let (_, Some(fault)) = judge_with_status(data) {
         panic!("{fault}");
     }
 }
 
-/// Sends one input; Some(what is wrong) when the answer is neither a success nor a clear
-/// refusal. Also the status, for callers that count how deep inputs get.
+/// Sends one input: the status it got (for callers that count how deep inputs get), and what
+/// is wrong when the answer is neither a success nor a clear refusal.
 pub fn judge_with_status(data: &[u8]) -> (Option<u16>, Option<String>) {
     let Some((&route, body)) = data.split_first() else { return (None, None) };
     let route = ROUTES[route as usize % ROUTES.len()];
@@ -80,8 +80,4 @@ pub fn judge_with_status(data: &[u8]) -> (Option<u16>, Option<String>) {
     let start: String = answer.body.chars().take(300).collect();
     let fault = (!(200..300).contains(&answer.status) && !refused_clearly).then(|| format!("{route} answered {}: {start}", answer.status));
     (Some(answer.status), fault)
-}
-
-fn judge(data: &[u8]) -> Option<String> {
-    judge_with_status(data).1
 }
