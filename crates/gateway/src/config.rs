@@ -45,6 +45,18 @@ pub struct Provider {
     pub max_concurrent: usize,
     #[serde(default)]
     pub health: HealthProbe,
+    /// How often the load gauges on the backend's `/metrics` page are read (only for backends
+    /// of `cache_aware` routes).
+    #[serde(default = "default_metrics_interval_s")]
+    pub metrics_interval_s: f64,
+}
+
+fn default_metrics_interval_s() -> f64 {
+    Provider::DEFAULT_METRICS_INTERVAL_S
+}
+
+impl Provider {
+    pub const DEFAULT_METRICS_INTERVAL_S: f64 = 2.0;
 }
 
 fn default_timeout_s() -> f64 {
@@ -138,6 +150,88 @@ pub enum Balancing {
     #[default]
     LeastOutstanding,
     Weighted,
+    /// To the replica that already holds the longest prefix of the prompt in its KV cache,
+    /// weighed against its load; spill to the least loaded one when it is overloaded.
+    CacheAware,
+    /// The same session (a header, else the `user` field) to the same replica, by
+    /// rendezvous hashing; without a session key, least outstanding.
+    Session,
+}
+
+/// Tuning of `cache_aware` and `session` balancing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AffinitySettings {
+    /// Characters per prefix chunk (the index's unit of match).
+    #[serde(default = "default_chunk_chars")]
+    pub chunk_chars: usize,
+    /// Score = match_weight x matched share of the prompt - load_weight x load.
+    #[serde(default = "default_match_weight")]
+    pub match_weight: f64,
+    #[serde(default = "default_load_weight")]
+    pub load_weight: f64,
+    /// Load (0 idle, 1 saturated) at which the best match is passed over for the least
+    /// loaded replica.
+    #[serde(default = "default_spill_load")]
+    pub spill_load: f64,
+    /// Pending requests (in flight from the gateway, or running + waiting as the replica
+    /// reports) that count as a saturated replica.
+    #[serde(default = "default_saturation_requests")]
+    pub saturation_requests: f64,
+    /// The header that names a session for `session` balancing (else the body's `user`).
+    #[serde(default = "default_session_header")]
+    pub session_header: String,
+}
+
+fn default_chunk_chars() -> usize {
+    256
+}
+fn default_match_weight() -> f64 {
+    1.0
+}
+fn default_load_weight() -> f64 {
+    0.5
+}
+fn default_spill_load() -> f64 {
+    0.9
+}
+fn default_saturation_requests() -> f64 {
+    8.0
+}
+fn default_session_header() -> String {
+    "x-session-id".into()
+}
+
+impl Default for AffinitySettings {
+    fn default() -> Self {
+        AffinitySettings {
+            chunk_chars: default_chunk_chars(),
+            match_weight: default_match_weight(),
+            load_weight: default_load_weight(),
+            spill_load: default_spill_load(),
+            saturation_requests: default_saturation_requests(),
+            session_header: default_session_header(),
+        }
+    }
+}
+
+impl AffinitySettings {
+    fn problem(&self) -> Option<&'static str> {
+        let finite_non_negative = |x: f64| x.is_finite() && x >= 0.0;
+        if self.chunk_chars == 0 {
+            return Some("chunk_chars must be at least 1");
+        }
+        if !finite_non_negative(self.match_weight) || !finite_non_negative(self.load_weight) {
+            return Some("match_weight and load_weight must be non-negative numbers");
+        }
+        if !(self.spill_load > 0.0 && self.spill_load.is_finite()) || !(self.saturation_requests >= 1.0 && self.saturation_requests.is_finite()) {
+            return Some("spill_load must be positive and saturation_requests at least 1");
+        }
+        if axum::http::HeaderName::from_bytes(self.session_header.as_bytes()).is_err() {
+            return Some("session_header is not a valid header name");
+        }
+        None
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -172,12 +266,37 @@ pub struct ModelMapping {
     pub context_window_fallback: Option<String>,
     #[serde(default)]
     pub balancing: Balancing,
+    #[serde(default)]
+    pub affinity: AffinitySettings,
+}
+
+impl ModelMapping {
+    /// Whether two routes have the same `order` (so that balancing has a group to work on).
+    fn has_shared_order(&self) -> bool {
+        let orders: Vec<u32> = self.routes.iter().enumerate().map(|(i, r)| r.order.unwrap_or(i as u32)).collect();
+        orders.iter().enumerate().any(|(i, o)| orders[..i].contains(o))
+    }
+}
+
+fn balancing_name(balancing: Balancing) -> String {
+    serde_json::to_value(balancing).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MappingsFile {
     pub models: Vec<ModelMapping>,
+    /// The bound on the cache-aware prefix index (chunks remembered, all models together).
+    #[serde(default = "default_prefix_index_entries")]
+    pub prefix_index_entries: usize,
+}
+
+fn default_prefix_index_entries() -> usize {
+    MappingsFile::DEFAULT_PREFIX_INDEX_ENTRIES
+}
+
+impl MappingsFile {
+    pub const DEFAULT_PREFIX_INDEX_ENTRIES: usize = 200_000;
 }
 
 /// Both files, checked against each other.
@@ -219,8 +338,8 @@ impl GatewayConfig {
             if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
                 return Err(p_err(&p.base_url, format!("providers[{i}].base_url: `{}` is not an http(s) URL", p.base_url)));
             }
-            if p.timeout_s <= 0.0 || p.connect_timeout_s <= 0.0 || p.first_token_timeout_s <= 0.0 || p.max_concurrent == 0 {
-                return Err(p_err(&p.name, format!("providers[{i}]: timeouts and max_concurrent must be positive")));
+            if p.timeout_s <= 0.0 || p.connect_timeout_s <= 0.0 || p.first_token_timeout_s <= 0.0 || p.max_concurrent == 0 || !(p.metrics_interval_s > 0.0) {
+                return Err(p_err(&p.name, format!("providers[{i}]: timeouts, max_concurrent and metrics_interval_s must be positive")));
             }
         }
         let mut public = HashMap::new();
@@ -229,6 +348,13 @@ impl GatewayConfig {
                 if public.insert(name.as_str(), i).is_some() {
                     return Err(m_err(name, format!("models[{i}]: the name `{name}` is used twice")));
                 }
+            }
+            if let Some(problem) = m.affinity.problem() {
+                return Err(m_err(&m.name, format!("models[{i}].affinity: {problem}")));
+            }
+            if matches!(m.balancing, Balancing::CacheAware | Balancing::Session) && !m.has_shared_order() {
+                let message = format!("models[{i}].balancing: `{}` balances routes of equal `order`, and no two routes of `{}` share one", balancing_name(m.balancing), m.name);
+                return Err(m_err(&m.name, message));
             }
             if m.routes.is_empty() {
                 return Err(m_err(&m.name, format!("models[{i}].routes: `{}` has no routes", m.name)));

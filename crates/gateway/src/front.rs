@@ -86,7 +86,16 @@ async fn handle(gw: &Gateway, endpoint: Endpoint, headers: &HeaderMap, body: &[u
         let message = format!("The model `{name}` does not exist.");
         return error_response(StatusCode::NOT_FOUND, &message, "invalid_request_error", Some("model_not_found"));
     };
-    route(gw, endpoint, request, mapping, usage).await
+    let session = session_key(headers, &mapping.affinity.session_header, &request);
+    route(gw, endpoint, request, mapping, session, usage).await
+}
+
+/// The session a request belongs to: the configured header, else the body's `user` (OpenAI)
+/// or `metadata.user_id` (Anthropic).
+fn session_key(headers: &HeaderMap, header_name: &str, request: &Value) -> Option<String> {
+    let from_header = headers.get(header_name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
+    let from_body = request["user"].as_str().or_else(|| request["metadata"]["user_id"].as_str()).filter(|v| !v.is_empty());
+    from_header.or(from_body).map(str::to_string)
 }
 
 fn bad_request(message: &str) -> Response {

@@ -2,12 +2,15 @@
 //! OpenAI-compatible API) with ordered fallback, load balancing, circuit breakers, health
 //! probes, virtual keys with limits, and usage records. It knows only the protocol.
 
+pub mod affinity;
 pub mod breaker;
+pub mod choose;
 pub mod config;
 pub mod front;
 pub mod keys;
 pub mod keys_db;
 pub mod litellm;
+pub mod load;
 pub mod loadtest;
 pub mod metrics;
 pub mod ollama;
@@ -30,6 +33,8 @@ use tokio::sync::mpsc::UnboundedSender;
 pub use config::{ConfigError, GatewayConfig};
 pub use keys::{KeyPolicy, KeyStore};
 
+use crate::affinity::PrefixIndex;
+use crate::config::Balancing;
 use crate::metrics::GatewayMetrics;
 use crate::upstream::{Backend, Endpoint};
 use crate::usage::UsageRecord;
@@ -46,6 +51,8 @@ pub struct Gateway {
     pub front: FrontLimits,
     /// Open and refused client connections.
     pub connections: Arc<ConnectionStats>,
+    /// Which prompt prefixes went to which backend (for `cache_aware` balancing).
+    pub prefixes: PrefixIndex,
 }
 
 /// Limits on the gateway's clients: connections, and the size and pace of request bodies.
@@ -73,16 +80,19 @@ impl Gateway {
         });
         let connections = ConnectionStats::new(front.connections.max_connections);
         let metrics = GatewayMetrics::default();
-        Arc::new(Gateway { config, backends, keys, usage_tx, metrics, started_at: unix_now(), front, connections })
+        let prefixes = PrefixIndex::new(config.mappings.prefix_index_entries);
+        Arc::new(Gateway { config, backends, keys, usage_tx, metrics, started_at: unix_now(), front, connections, prefixes })
     }
 
-    /// Probes every backend with health probing on, forever, each at its own interval.
+    /// Probes every backend with health probing on, forever, each at its own interval; and
+    /// reads the load of every backend that a `cache_aware` route uses.
     pub fn spawn_health_probes(self: &Arc<Self>) {
-        for backend in &self.backends {
+        self.spawn_load_scrapes();
+        for (index, backend) in self.backends.iter().enumerate() {
             if !backend.provider.health.enabled {
                 continue;
             }
-            let backend = backend.clone();
+            let (backend, gateway) = (backend.clone(), Arc::downgrade(self));
             tokio::spawn(async move {
                 let interval = Duration::from_secs_f64(backend.provider.health.interval_s.max(0.05));
                 loop {
@@ -91,6 +101,28 @@ impl Gateway {
                     if was != up {
                         tracing::warn!(backend = backend.name(), up, "backend health changed");
                     }
+                    if was && !up {
+                        // a replica that went down comes back with an empty KV cache
+                        if let Some(gateway) = gateway.upgrade() {
+                            gateway.prefixes.forget_replica(index);
+                        }
+                    }
+                    tokio::time::sleep(interval).await;
+                }
+            });
+        }
+    }
+
+    fn spawn_load_scrapes(&self) {
+        let cache_aware = self.config.mappings.models.iter().filter(|m| m.balancing == Balancing::CacheAware);
+        let scraped: std::collections::HashSet<&str> = cache_aware.flat_map(|m| m.routes.iter().map(|r| r.provider.as_str())).collect();
+        for backend in self.backends.iter().filter(|b| scraped.contains(b.name()) && b.provider.kind != config::ProviderKind::Ollama) {
+            let backend = backend.clone();
+            tokio::spawn(async move {
+                let interval = Duration::from_secs_f64(backend.provider.metrics_interval_s.max(0.05));
+                loop {
+                    let report = backend.scrape_load().await;
+                    backend.reported.record(report);
                     tokio::time::sleep(interval).await;
                 }
             });

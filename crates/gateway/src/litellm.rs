@@ -100,6 +100,7 @@ pub fn import(text: &str) -> Result<(ProvidersFile, MappingsFile), LitellmError>
                 fallbacks: Vec::new(),
                 context_window_fallback: None,
                 balancing: Balancing::default(),
+                affinity: Default::default(),
             }),
         }
     }
@@ -109,7 +110,7 @@ pub fn import(text: &str) -> Result<(ProvidersFile, MappingsFile), LitellmError>
         cooldown_s: doc["router_settings"]["cooldown_time"].as_f64().unwrap_or(BreakerSettings::default().cooldown_s),
         ..Default::default()
     };
-    Ok((ProvidersFile { providers, circuit_breaker: breaker, max_attempts: 4 }, MappingsFile { models }))
+    Ok((ProvidersFile { providers, circuit_breaker: breaker, max_attempts: 4 }, MappingsFile { models, prefix_index_entries: MappingsFile::DEFAULT_PREFIX_INDEX_ENTRIES }))
 }
 
 /// The provider one deployment describes, and the upstream model name.
@@ -141,6 +142,7 @@ fn provider_of(i: usize, entry: &Value) -> Result<(Provider, String), LitellmErr
         first_token_timeout_s: 120.0,
         max_concurrent: params["max_parallel_requests"].as_u64().map(|n| n as usize).unwrap_or(256),
         health: HealthProbe::default(),
+        metrics_interval_s: Provider::DEFAULT_METRICS_INTERVAL_S,
     };
     Ok((provider, upstream.to_string()))
 }

@@ -43,13 +43,14 @@ pub async fn gateway_over(backend: SocketAddr) -> std::io::Result<SocketAddr> {
         first_token_timeout_s: 30.0,
         max_concurrent: 100_000,
         health: HealthProbe { enabled: false, ..Default::default() },
+        metrics_interval_s: Provider::DEFAULT_METRICS_INTERVAL_S,
     };
     let route = Route { provider: "stub".into(), model: "stub".into(), weight: 1.0, order: None };
-    let mapping = ModelMapping { name: "bench".into(), aliases: vec![], routes: vec![route], fallbacks: vec![], context_window_fallback: None, balancing: Default::default() };
+    let mapping = ModelMapping { name: "bench".into(), aliases: vec![], routes: vec![route], fallbacks: vec![], context_window_fallback: None, balancing: Default::default(), affinity: Default::default() };
     let config = GatewayConfig {
         dir: std::env::temp_dir(),
         providers: ProvidersFile { providers: vec![provider], circuit_breaker: BreakerSettings::default(), max_attempts: 4 },
-        mappings: MappingsFile { models: vec![mapping] },
+        mappings: MappingsFile { models: vec![mapping], prefix_index_entries: MappingsFile::DEFAULT_PREFIX_INDEX_ENTRIES },
     };
     let gateway = Gateway::new(config, None, FrontLimits::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

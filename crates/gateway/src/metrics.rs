@@ -1,5 +1,6 @@
 //! Gateway counters in Prometheus text: requests served per model, backend and attempts;
-//! requests that no backend could serve; backend failures; backend health and breaker state.
+//! requests that no backend could serve; backend failures; cache-aware and session choices;
+//! backend health, breaker state and the load each backend reports.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -15,6 +16,8 @@ pub struct GatewayMetrics {
     served: Mutex<BTreeMap<(String, String), (u64, u64)>>,
     failed: Mutex<BTreeMap<String, u64>>,
     backend_failures: Mutex<BTreeMap<String, u64>>,
+    /// (backend, reason) -> requests served after a cache-aware or session choice
+    routed: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 impl GatewayMetrics {
@@ -31,6 +34,10 @@ impl GatewayMetrics {
 
     pub fn backend_failed(&self, backend: &str) {
         *self.backend_failures.lock().expect("metrics lock").entry(backend.to_string()).or_default() += 1;
+    }
+
+    pub fn routed(&self, backend: &str, reason: &'static str) {
+        *self.routed.lock().expect("metrics lock").entry((backend.to_string(), reason)).or_default() += 1;
     }
 
     pub fn render(&self, backends: &[std::sync::Arc<Backend>]) -> String {
@@ -51,6 +58,10 @@ impl GatewayMetrics {
         for (backend, n) in self.backend_failures.lock().expect("metrics lock").iter() {
             let _ = writeln!(out, "hearth_gateway:backend_failures_total{{backend=\"{backend}\"}} {n}");
         }
+        let _ = writeln!(out, "# TYPE hearth_gateway:route_decisions_total counter");
+        for ((backend, reason), n) in self.routed.lock().expect("metrics lock").iter() {
+            let _ = writeln!(out, "hearth_gateway:route_decisions_total{{backend=\"{backend}\",reason=\"{reason}\"}} {n}");
+        }
         let _ = writeln!(out, "# TYPE hearth_gateway:backend_up gauge\n# TYPE hearth_gateway:backend_circuit_open gauge\n# TYPE hearth_gateway:backend_outstanding gauge");
         let now = Instant::now();
         for b in backends {
@@ -61,6 +72,10 @@ impl GatewayMetrics {
             let _ = writeln!(out, "hearth_gateway:backend_up{{backend=\"{name}\"}} {up}");
             let _ = writeln!(out, "hearth_gateway:backend_circuit_open{{backend=\"{name}\"}} {open}");
             let _ = writeln!(out, "hearth_gateway:backend_outstanding{{backend=\"{name}\"}} {outstanding}");
+            if let Some(report) = b.reported.fresh(b.report_max_age()) {
+                let _ = writeln!(out, "hearth_gateway:backend_reported_waiting{{backend=\"{name}\"}} {}", report.waiting);
+                let _ = writeln!(out, "hearth_gateway:backend_reported_kv_usage{{backend=\"{name}\"}} {}", report.kv_usage);
+            }
         }
         out
     }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use crate::config::ModelMapping;
-use crate::plan::{candidates, Candidate};
+use crate::plan::{candidates, Candidate, RequestView};
 use crate::relay::{complete_response, read_complete, stream_response, RelayContext, ATTEMPTS_HEADER};
 use crate::upstream::{Endpoint, Failure};
 use crate::usage::UsageSink;
@@ -34,12 +34,17 @@ enum Outcome {
     Overflow { status: u16, body: String },
 }
 
-/// Routes one request for `mapping` (already resolved from the public name).
-pub async fn route(gw: &Gateway, endpoint: Endpoint, body: Value, mapping: &ModelMapping, usage: UsageSink) -> Response {
+/// How a cache-aware or session choice shows in the answer.
+pub const ROUTE_HEADER: &str = "x-hearth-route";
+
+/// Routes one request for `mapping` (already resolved from the public name); `session` is
+/// the session key `session` balancing uses, when the client gave one.
+pub async fn route(gw: &Gateway, endpoint: Endpoint, body: Value, mapping: &ModelMapping, session: Option<String>, usage: UsageSink) -> Response {
     let mut mapping = mapping;
     let mut attempts = 0;
+    let view = RequestView { body: &body, session };
     loop {
-        let plan = candidates(&gw.config, &gw.backends, mapping);
+        let plan = candidates(gw, mapping, &view);
         match attempt_all(gw, endpoint, &body, &mapping.name, plan, &mut attempts, &usage).await {
             Outcome::Done(response) => return response,
             Outcome::Overflow { status, body } => match mapping.context_window_fallback.as_deref().and_then(|n| gw.config.model(n)) {
@@ -85,6 +90,10 @@ async fn attempt_all(
             tokio::time::sleep(backoff(*attempts)).await;
         }
         *attempts += 1;
+        if let Some(chain) = &candidate.chain {
+            // recorded before the answer, so that the same prefix arriving meanwhile follows it
+            gw.prefixes.insert(chain, candidate.backend_index);
+        }
         let slot = backend.acquire();
         let upstream_body = upstream_request(body, &candidate.upstream_model, stream && !endpoint.is_typed_events());
         let ctx = RelayContext {
@@ -103,8 +112,14 @@ async fn attempt_all(
         };
         let mut breaker = backend.breaker.lock().expect("breaker lock");
         match result {
-            Ok(response) => {
+            Ok(mut response) => {
                 breaker.on_success();
+                if let Some(choice) = candidate.choice {
+                    gw.metrics.routed(backend.name(), choice.reason.as_str());
+                    if let Ok(value) = HeaderValue::from_str(&choice.to_string()) {
+                        response.headers_mut().insert(ROUTE_HEADER, value);
+                    }
+                }
                 gw.metrics.served(public, backend.name(), *attempts);
                 return Outcome::Done(response);
             }

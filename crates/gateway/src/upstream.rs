@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::breaker::CircuitBreaker;
 use crate::config::{BreakerSettings, Provider, ProviderKind};
+use crate::load::{LoadReports, ReportedLoad};
 use crate::ollama;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +72,8 @@ pub struct Backend {
     pub breaker: Mutex<CircuitBreaker>,
     pub healthy: AtomicBool,
     pub outstanding: AtomicUsize,
+    /// The load the backend last reported on its `/metrics` page.
+    pub reported: LoadReports,
 }
 
 /// Holds one of a backend's concurrency slots.
@@ -112,6 +115,7 @@ impl Backend {
             breaker: Mutex::new(CircuitBreaker::new(breaker)),
             healthy: AtomicBool::new(true),
             outstanding: AtomicUsize::new(0),
+            reported: LoadReports::default(),
             client,
             api_key,
             provider,
@@ -169,10 +173,31 @@ impl Backend {
         format!("{}{}", self.provider.base_url.trim_end_matches('/'), path)
     }
 
+    /// The server root (the base URL without its `/v1`).
+    fn root(&self) -> String {
+        self.provider.base_url.trim_end_matches('/').trim_end_matches("/v1").to_string()
+    }
+
+    /// Reads the load gauges from the backend's `/metrics` page (`None` when it cannot be
+    /// read or has none).
+    pub async fn scrape_load(&self) -> Option<ReportedLoad> {
+        let mut request = self.client.pooled().get(format!("{}/metrics", self.root())).timeout(Duration::from_secs(2));
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.ok().filter(|r| r.status().is_success())?;
+        ReportedLoad::parse(&response.text().await.ok()?)
+    }
+
+    /// A report of this age or younger is current (three scrape intervals).
+    pub fn report_max_age(&self) -> Duration {
+        Duration::from_secs_f64(self.provider.metrics_interval_s * 3.0)
+    }
+
     /// The active health probe: `/health` (or the configured path) at the server root for
     /// OpenAI-style backends, `/api/tags` for Ollama. Never spends tokens.
     pub async fn probe(&self) -> bool {
-        let root = self.provider.base_url.trim_end_matches('/').trim_end_matches("/v1").to_string();
+        let root = self.root();
         let path = match (&self.provider.health.path, self.provider.kind) {
             (Some(p), _) => p.clone(),
             (None, ProviderKind::Ollama) => "/api/tags".into(),

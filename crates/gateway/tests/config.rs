@@ -84,6 +84,22 @@ fn faults_name_the_file_line_and_field() {
 }
 
 #[test]
+fn cache_aware_and_session_balancing_are_checked() {
+    let balanced = MAPPINGS.replace("    context_window_fallback: qwen-coder-long\n", "    context_window_fallback: qwen-coder-long\n    balancing: cache_aware\n");
+    let e = error(PROVIDERS, &balanced);
+    assert!(e.contains("models[0].balancing: `cache_aware` balances routes of equal `order`"), "{e}");
+    let grouped = balanced.replace("model: Qwen/Qwen2.5-Coder-7B-Instruct-AWQ\n", "model: Qwen/Qwen2.5-Coder-7B-Instruct-AWQ\n        order: 1\n")
+        .replace("model: qwen2.5-coder:7b\n", "model: qwen2.5-coder:7b\n        order: 1\n");
+    let config = GatewayConfig::load(dir_with(PROVIDERS, &grouped).path()).unwrap();
+    assert_eq!(config.model("qwen-coder").unwrap().affinity.chunk_chars, 256, "defaults apply");
+    let tuned = grouped.replace("    balancing: cache_aware\n", "    balancing: session\n    affinity: {session_header: 'bad header', chunk_chars: 64}\n");
+    let e = error(PROVIDERS, &tuned);
+    assert!(e.contains("models[0].affinity: session_header is not a valid header name"), "{e}");
+    let e = error(PROVIDERS, &grouped.replace("    balancing: cache_aware\n", "    balancing: cache_aware\n    affinity: {chunk_chars: 0}\n"));
+    assert!(e.contains("chunk_chars must be at least 1"), "{e}");
+}
+
+#[test]
 fn fallback_cycles_are_refused() {
     let cyclic = format!("{MAPPINGS}    fallbacks: [qwen-coder]\n");
     let e = error(PROVIDERS, &cyclic);

@@ -56,6 +56,8 @@ pub struct Stub {
     pub healthy: Mutex<bool>,
     pub requests: AtomicUsize,
     pub last_model: Mutex<String>,
+    /// What its `/metrics` page reports as `vllm:num_requests_waiting`.
+    pub waiting: AtomicUsize,
 }
 
 impl Stub {
@@ -72,6 +74,11 @@ async fn health(State(stub): State<Arc<Stub>>) -> StatusCode {
 }
 
 /// Runs the behaviour shared by both stub kinds; Ok(()) means: answer normally.
+async fn metrics(State(stub): State<Arc<Stub>>) -> String {
+    let waiting = stub.waiting.load(Ordering::SeqCst);
+    format!("vllm:num_requests_waiting{{model_name=\"stub\"}} {waiting}\nvllm:num_requests_running{{model_name=\"stub\"}} 0\nvllm:kv_cache_usage_perc{{model_name=\"stub\"}} 0.1\n")
+}
+
 async fn misbehave(stub: &Stub, body: &Value) -> Result<(), Response> {
     stub.requests.fetch_add(1, Ordering::SeqCst);
     *stub.last_model.lock().unwrap() = body["model"].as_str().unwrap_or("").to_string();
@@ -218,11 +225,16 @@ pub async fn start_stub(name: &str, ollama: bool) -> Arc<Stub> {
         healthy: Mutex::new(true),
         requests: AtomicUsize::new(0),
         last_model: Mutex::new(String::new()),
+        waiting: AtomicUsize::new(0),
     });
     let app = if ollama {
         Router::new().route("/api/tags", get(health)).route("/api/chat", route_post(ollama_chat)).route("/api/generate", route_post(ollama_generate))
     } else {
-        Router::new().route("/health", get(health)).route("/v1/chat/completions", route_post(openai_chat)).route("/v1/completions", route_post(openai_completion))
+        Router::new()
+            .route("/health", get(health))
+            .route("/metrics", get(metrics))
+            .route("/v1/chat/completions", route_post(openai_chat))
+            .route("/v1/completions", route_post(openai_completion))
     };
     tokio::spawn(axum::serve(listener, app.with_state(stub.clone())).into_future());
     stub
