@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use hearth_gateway::config::{MAPPINGS_FILE, PROVIDERS_FILE};
+use hearth_gateway::config::{Balancing, MAPPINGS_FILE, PROVIDERS_FILE};
 use hearth_gateway::keys::DB_FILE;
 use hearth_gateway::{litellm, FrontLimits, Gateway, GatewayConfig, KeyPolicy, KeyStore};
 
@@ -76,6 +76,12 @@ pub enum GatewayAction {
         /// Offered load in requests/s shared by the connections [default: as fast as they can]
         #[arg(long)]
         rate: Option<f64>,
+        /// Balancing policy of the measured gateway (other than the default: over three routes)
+        #[arg(long, value_enum, default_value = "least-outstanding")]
+        balancing: BalancingArg,
+        /// Characters of system prompt per request (8 different ones, as shared-prefix traffic)
+        #[arg(long, default_value_t = 0)]
+        system_chars: usize,
     },
 }
 
@@ -110,7 +116,9 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        Some(GatewayAction::Bench { connections, duration, rate }) => return bench(connections, *duration, *rate),
+        Some(GatewayAction::Bench { connections, duration, rate, balancing, system_chars }) => {
+            return bench(connections, *duration, *rate, balancing.policy(), *system_chars)
+        }
         _ => {}
     }
     let open_files = crate::common::raise_open_files_limit();
@@ -190,17 +198,39 @@ fn keys(args: &GatewayArgs, action: &KeysAction) -> anyhow::Result<()> {
 }
 
 /// Same load to the stub directly and through the gateway, per connection count.
-fn bench(connections: &[usize], duration: u64, rate: Option<f64>) -> anyhow::Result<()> {
+/// The balancing policies, as the command line names them.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BalancingArg {
+    LeastOutstanding,
+    Weighted,
+    RoundRobin,
+    CacheAware,
+    Session,
+}
+
+impl BalancingArg {
+    pub fn policy(self) -> Balancing {
+        match self {
+            BalancingArg::LeastOutstanding => Balancing::LeastOutstanding,
+            BalancingArg::Weighted => Balancing::Weighted,
+            BalancingArg::RoundRobin => Balancing::RoundRobin,
+            BalancingArg::CacheAware => Balancing::CacheAware,
+            BalancingArg::Session => Balancing::Session,
+        }
+    }
+}
+
+fn bench(connections: &[usize], duration: u64, rate: Option<f64>, balancing: Balancing, system_chars: usize) -> anyhow::Result<()> {
     use hearth_gateway::loadtest::{gateway_over, hammer, instant_stub};
     let runtime = crate::common::runtime(2)?;
     runtime.block_on(async {
         let stub = instant_stub().await?;
-        let gateway = gateway_over(stub).await?;
+        let gateway = gateway_over(stub, balancing).await?;
         let duration = std::time::Duration::from_secs(duration);
         println!("| connections | path | requests/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|");
         for &n in connections {
-            let direct = hammer(&format!("http://{stub}"), "stub", n, duration, rate).await;
-            let routed = hammer(&format!("http://{gateway}"), "bench", n, duration, rate).await;
+            let direct = hammer(&format!("http://{stub}"), "stub", n, duration, rate, system_chars).await;
+            let routed = hammer(&format!("http://{gateway}"), "bench", n, duration, rate, system_chars).await;
             for (path, r) in [("direct", &direct), ("gateway", &routed)] {
                 println!("| {n} | {path} | {:.0} | {:.2} | {:.2} | {} |", r.requests_per_s, r.p50_ms, r.p99_ms, r.errors);
             }

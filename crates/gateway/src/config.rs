@@ -150,6 +150,8 @@ pub enum Balancing {
     #[default]
     LeastOutstanding,
     Weighted,
+    /// Each request to the next route in turn.
+    RoundRobin,
     /// To the replica that already holds the longest prefix of the prompt in its KV cache,
     /// weighed against its load; spill to the least loaded one when it is overloaded.
     CacheAware,

@@ -53,6 +53,8 @@ pub struct Gateway {
     pub connections: Arc<ConnectionStats>,
     /// Which prompt prefixes went to which backend (for `cache_aware` balancing).
     pub prefixes: PrefixIndex,
+    /// The turn counter of `round_robin` balancing.
+    pub rotation: std::sync::atomic::AtomicUsize,
 }
 
 /// Limits on the gateway's clients: connections, and the size and pace of request bodies.
@@ -81,7 +83,7 @@ impl Gateway {
         let connections = ConnectionStats::new(front.connections.max_connections);
         let metrics = GatewayMetrics::default();
         let prefixes = PrefixIndex::new(config.mappings.prefix_index_entries);
-        Arc::new(Gateway { config, backends, keys, usage_tx, metrics, started_at: unix_now(), front, connections, prefixes })
+        Arc::new(Gateway { config, backends, keys, usage_tx, metrics, started_at: unix_now(), front, connections, prefixes, rotation: Default::default() })
     }
 
     /// Probes every backend with health probing on, forever, each at its own interval; and

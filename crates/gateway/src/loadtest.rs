@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::config::{BreakerSettings, GatewayConfig, HealthProbe, MappingsFile, ModelMapping, Provider, ProviderKind, ProvidersFile, Route};
+use crate::config::{Balancing, BreakerSettings, GatewayConfig, HealthProbe, MappingsFile, ModelMapping, Provider, ProviderKind, ProvidersFile, Route};
 use crate::{FrontLimits, Gateway};
 
 /// A backend that answers every chat request at once with a fixed completion.
@@ -31,10 +31,13 @@ pub async fn instant_stub() -> std::io::Result<SocketAddr> {
     Ok(addr)
 }
 
-/// A gateway with one route to `backend`, listening on a random port.
-pub async fn gateway_over(backend: SocketAddr) -> std::io::Result<SocketAddr> {
-    let provider = Provider {
-        name: "stub".into(),
+/// A gateway in front of `backend`, listening on a random port: one route, or under
+/// `cache_aware` and the other balancing policies three equal routes to it (as three replicas),
+/// so that the policy's own work is in the measurement.
+pub async fn gateway_over(backend: SocketAddr, balancing: Balancing) -> std::io::Result<SocketAddr> {
+    let replicas = if balancing == Balancing::default() { 1 } else { 3 };
+    let provider = |i: usize| Provider {
+        name: format!("stub-{i}"),
         kind: ProviderKind::Openai,
         base_url: format!("http://{backend}/v1"),
         api_key_env: None,
@@ -45,11 +48,19 @@ pub async fn gateway_over(backend: SocketAddr) -> std::io::Result<SocketAddr> {
         health: HealthProbe { enabled: false, ..Default::default() },
         metrics_interval_s: Provider::DEFAULT_METRICS_INTERVAL_S,
     };
-    let route = Route { provider: "stub".into(), model: "stub".into(), weight: 1.0, order: None };
-    let mapping = ModelMapping { name: "bench".into(), aliases: vec![], routes: vec![route], fallbacks: vec![], context_window_fallback: None, balancing: Default::default(), affinity: Default::default() };
+    let route = |i: usize| Route { provider: format!("stub-{i}"), model: "stub".into(), weight: 1.0, order: Some(0) };
+    let mapping = ModelMapping {
+        name: "bench".into(),
+        aliases: vec![],
+        routes: (0..replicas).map(route).collect(),
+        fallbacks: vec![],
+        context_window_fallback: None,
+        balancing,
+        affinity: Default::default(),
+    };
     let config = GatewayConfig {
         dir: std::env::temp_dir(),
-        providers: ProvidersFile { providers: vec![provider], circuit_breaker: BreakerSettings::default(), max_attempts: 4 },
+        providers: ProvidersFile { providers: (0..replicas).map(provider).collect(), circuit_breaker: BreakerSettings::default(), max_attempts: 4 },
         mappings: MappingsFile { models: vec![mapping], prefix_index_entries: MappingsFile::DEFAULT_PREFIX_INDEX_ENTRIES },
     };
     let gateway = Gateway::new(config, None, FrontLimits::default());
@@ -71,26 +82,38 @@ pub struct LoadResult {
 
 /// `connections` clients sending requests for `duration`: back to back, or paced so that
 /// together they offer `rate` requests per second (each client on its own fixed schedule).
-pub async fn hammer(base: &str, model: &str, connections: usize, duration: Duration, rate: Option<f64>) -> LoadResult {
+/// Each request carries a system prompt of `system_chars` characters (one of 8), as
+/// shared-prefix traffic does, and a one-word user turn.
+pub async fn hammer(base: &str, model: &str, connections: usize, duration: Duration, rate: Option<f64>, system_chars: usize) -> LoadResult {
     let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build().expect("HTTP client");
     let url = Arc::new(format!("{base}/v1/chat/completions"));
-    let body = Arc::new(json!({"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}));
+    let bodies: Arc<Vec<Value>> = Arc::new(
+        (0..8)
+            .map(|group| {
+                let system: String = format!("System prompt of group {group}. ").chars().cycle().take(system_chars).collect();
+                json!({"model": model, "messages": [{"role": "system", "content": system}, {"role": "user", "content": "hi"}], "max_tokens": 1})
+            })
+            .collect(),
+    );
     let started = Instant::now();
     let tasks: Vec<_> = (0..connections)
         .map(|i| {
-            let (client, url, body) = (client.clone(), url.clone(), body.clone());
+            let (client, url, bodies) = (client.clone(), url.clone(), bodies.clone());
             let gap = rate.map(|r| Duration::from_secs_f64(connections as f64 / r.max(1e-9)));
             tokio::spawn(async move {
                 let (mut latencies, mut errors) = (Vec::new(), 0usize);
                 // spread the clients' schedules over one gap
                 let mut next = started + gap.map(|g| g.mul_f64(i as f64 / connections as f64)).unwrap_or_default();
+                let mut sent = 0usize;
                 while started.elapsed() < duration {
+                    let body = &bodies[(i + sent) % bodies.len()];
+                    sent += 1;
                     if let Some(gap) = gap {
                         tokio::time::sleep_until(next.into()).await;
                         next += gap;
                     }
                     let t = Instant::now();
-                    let ok = match client.post(url.as_str()).json(body.as_ref()).send().await {
+                    let ok = match client.post(url.as_str()).json(body).send().await {
                         Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
                         Err(_) => false,
                     };

@@ -4,7 +4,7 @@
 //! last resort.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -42,12 +42,13 @@ struct Planner<'a> {
     config: &'a GatewayConfig,
     backends: &'a [Arc<Backend>],
     prefixes: &'a PrefixIndex,
+    rotation: &'a AtomicUsize,
     request: &'a RequestView<'a>,
 }
 
 /// The attempt order for `mapping` (its fallbacks included).
 pub fn candidates(gw: &Gateway, mapping: &ModelMapping, request: &RequestView) -> Vec<Candidate> {
-    let planner = Planner { config: &gw.config, backends: &gw.backends, prefixes: &gw.prefixes, request };
+    let planner = Planner { config: &gw.config, backends: &gw.backends, prefixes: &gw.prefixes, rotation: &gw.rotation, request };
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     planner.collect(mapping, &mut seen, &mut out);
@@ -97,6 +98,12 @@ impl<'a> Planner<'a> {
                 arrange(group.into_iter().map(|(c, _)| c).collect(), order)
             }
             (Balancing::Weighted, _) => weighted_first(group),
+            (Balancing::RoundRobin, _) => {
+                let first = self.rotation.fetch_add(1, Ordering::Relaxed) % group.len();
+                let mut group: Vec<Candidate> = group.into_iter().map(|(c, _)| c).collect();
+                group.rotate_left(first);
+                group
+            }
             (Balancing::LeastOutstanding | Balancing::Session, _) => least_outstanding_first(group),
         }
     }

@@ -1,6 +1,7 @@
 //! Cache-aware and session balancing over three stub replicas: prefix groups stick to one
 //! replica each and spread over the replicas; an overloaded replica (by its `/metrics`)
-//! spills; a dead one is skipped without losing a request; sessions keep their replica.
+//! spills; a dead one is skipped without losing a request; sessions keep their replica;
+//! round robin takes each replica in turn.
 
 mod support;
 
@@ -160,4 +161,16 @@ async fn sessions_keep_their_replica_by_header_or_user_field() {
             assert_eq!(&now, was, "{session} moved although its replica lives");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_takes_each_replica_in_turn() {
+    let (url, stubs, _config) = three_replicas("round_robin").await;
+    let mut order = Vec::new();
+    for turn in 0..6 {
+        order.push(send(&url, &group_request(0, turn), None).await.0);
+    }
+    assert_eq!(order[..3], order[3..], "{order:?}");
+    assert_eq!(order[..3].iter().collect::<BTreeSet<_>>().len(), 3, "{order:?}");
+    assert!(stubs.iter().all(|s| s.count() == 2));
 }
