@@ -4,6 +4,7 @@ mod bench;
 mod bench_engine;
 mod bench_grammar;
 mod bench_model;
+mod bench_replicas;
 mod bench_spec;
 mod chat;
 mod check;
@@ -39,6 +40,8 @@ enum Command {
     BenchSpec(bench_spec::BenchSpecArgs),
     /// Measure constrained decoding: grammar compile times, decode with and without a JSON Schema, mask time.
     BenchGrammar(bench_grammar::BenchGrammarArgs),
+    /// Replicas behind the gateway on a shared-prefix workload: round-robin against cache-aware routing.
+    BenchReplicas(bench_replicas::BenchReplicasArgs),
     /// Benchmark any OpenAI-compatible server: throughput, TTFT, TPOT, ITL (like `vllm bench serve`).
     Bench(bench::BenchArgs),
     /// Run the acceptance suite against any OpenAI-compatible server and write a report.
@@ -68,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         Command::BenchEngine(args) => bench_engine::run(args),
         Command::BenchSpec(args) => bench_spec::run(args),
         Command::BenchGrammar(args) => bench_grammar::run(args),
+        Command::BenchReplicas(args) => bench_replicas::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Check(args) => check::run(args),

@@ -97,7 +97,8 @@ impl Gateway {
             let (backend, gateway) = (backend.clone(), Arc::downgrade(self));
             tokio::spawn(async move {
                 let interval = Duration::from_secs_f64(backend.provider.health.interval_s.max(0.05));
-                loop {
+                // ends with the gateway
+                while gateway.strong_count() > 0 {
                     let up = backend.probe().await;
                     let was = backend.healthy.swap(up, Ordering::AcqRel);
                     if was != up {
@@ -115,14 +116,14 @@ impl Gateway {
         }
     }
 
-    fn spawn_load_scrapes(&self) {
+    fn spawn_load_scrapes(self: &Arc<Self>) {
         let cache_aware = self.config.mappings.models.iter().filter(|m| m.balancing == Balancing::CacheAware);
         let scraped: std::collections::HashSet<&str> = cache_aware.flat_map(|m| m.routes.iter().map(|r| r.provider.as_str())).collect();
         for backend in self.backends.iter().filter(|b| scraped.contains(b.name()) && b.provider.kind != config::ProviderKind::Ollama) {
-            let backend = backend.clone();
+            let (backend, gateway) = (backend.clone(), Arc::downgrade(self));
             tokio::spawn(async move {
                 let interval = Duration::from_secs_f64(backend.provider.metrics_interval_s.max(0.05));
-                loop {
+                while gateway.strong_count() > 0 {
                     let report = backend.scrape_load().await;
                     backend.reported.record(report);
                     tokio::time::sleep(interval).await;

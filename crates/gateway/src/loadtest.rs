@@ -36,38 +36,61 @@ pub async fn instant_stub() -> std::io::Result<SocketAddr> {
 /// so that the policy's own work is in the measurement.
 pub async fn gateway_over(backend: SocketAddr, balancing: Balancing) -> std::io::Result<SocketAddr> {
     let replicas = if balancing == Balancing::default() { 1 } else { 3 };
-    let provider = |i: usize| Provider {
-        name: format!("stub-{i}"),
-        kind: ProviderKind::Openai,
-        base_url: format!("http://{backend}/v1"),
+    let urls = vec![format!("http://{backend}/v1"); replicas];
+    let (addr, stop) = serve_on_random_port(replicas_config(&urls, ProviderKind::Openai, "stub", "bench", balancing, false)).await?;
+    std::mem::forget(stop); // serves for the rest of the process
+    Ok(addr)
+}
+
+/// A configuration with one public model (`public`) over equal routes to `base_urls`, named
+/// `r1`, `r2`, ..., each knowing the model as `upstream`; health probes every second when
+/// `probe_health`.
+pub fn replicas_config(base_urls: &[String], kind: ProviderKind, upstream: &str, public: &str, balancing: Balancing, probe_health: bool) -> GatewayConfig {
+    let provider = |(i, url): (usize, &String)| Provider {
+        name: format!("r{}", i + 1),
+        kind,
+        base_url: url.clone(),
         api_key_env: None,
-        timeout_s: 30.0,
+        timeout_s: 600.0,
         connect_timeout_s: 5.0,
-        first_token_timeout_s: 30.0,
+        first_token_timeout_s: 600.0,
         max_concurrent: 100_000,
-        health: HealthProbe { enabled: false, ..Default::default() },
+        health: HealthProbe { enabled: probe_health, interval_s: 1.0, path: None },
         metrics_interval_s: Provider::DEFAULT_METRICS_INTERVAL_S,
     };
-    let route = |i: usize| Route { provider: format!("stub-{i}"), model: "stub".into(), weight: 1.0, order: Some(0) };
+    let providers: Vec<Provider> = base_urls.iter().enumerate().map(provider).collect();
+    let routes = providers.iter().map(|p| Route { provider: p.name.clone(), model: upstream.into(), weight: 1.0, order: Some(0) }).collect();
     let mapping = ModelMapping {
-        name: "bench".into(),
+        name: public.into(),
         aliases: vec![],
-        routes: (0..replicas).map(route).collect(),
+        routes,
         fallbacks: vec![],
         context_window_fallback: None,
         balancing,
         affinity: Default::default(),
     };
-    let config = GatewayConfig {
+    GatewayConfig {
         dir: std::env::temp_dir(),
-        providers: ProvidersFile { providers: (0..replicas).map(provider).collect(), circuit_breaker: BreakerSettings::default(), max_attempts: 4 },
+        providers: ProvidersFile { providers, circuit_breaker: BreakerSettings::default(), max_attempts: 4 },
         mappings: MappingsFile { models: vec![mapping], prefix_index_entries: MappingsFile::DEFAULT_PREFIX_INDEX_ENTRIES },
-    };
+    }
+}
+
+/// Starts a gateway (with its health probes and load scrapes) on a random local port; it
+/// stops, probes and scrapes included, when the returned sender is dropped.
+pub async fn serve_on_random_port(config: GatewayConfig) -> std::io::Result<(SocketAddr, tokio::sync::oneshot::Sender<()>)> {
     let gateway = Gateway::new(config, None, FrontLimits::default());
+    gateway.spawn_health_probes();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(async move { gateway.serve(listener, std::future::pending()).await });
-    Ok(addr)
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = gateway.serve(listener, async move {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    Ok((addr, stop))
 }
 
 /// Latency and throughput of one load run.
