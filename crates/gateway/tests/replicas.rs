@@ -1,7 +1,8 @@
 //! Cache-aware routing over three real hearth replicas (SmolLM2): each prompt-prefix group
 //! lands on one replica, whose prefix cache then hits (read from each replica's own
 //! `vllm:prefix_cache_hits_total`); killing a group's replica moves the group to another
-//! replica, where it hits again, and no request is lost.
+//! replica, where it hits again, and no request is lost. The gateway reads each replica's
+//! load from its `/metrics` page.
 
 mod support;
 
@@ -67,6 +68,12 @@ async fn prefix_groups_stay_on_their_replica_and_move_when_it_dies() {
         .collect();
     let used: BTreeSet<&String> = home.values().collect();
     assert_eq!(used.len(), 3, "four new groups spread over three replicas: {home:?}");
+    // the gateway reads each replica's load from hearth's own /metrics page
+    let page = reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap();
+    for name in replicas.keys() {
+        let reported = format!("hearth_gateway:backend_reported_kv_usage{{backend=\"{name}\"}}");
+        assert!(page.contains(&reported), "no load read from {name}: {page}");
+    }
     // every turn after a group's first reused its system prompt's blocks on that replica
     let system_blocks = 12.0;
     for (name, addr) in &replicas {
