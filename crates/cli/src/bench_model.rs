@@ -52,10 +52,7 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
         }
     }
     let (pp, tg) = (median(&mut pp), median(&mut tg));
-    let path = match &args.model.model {
-        Some(p) => p.clone(),
-        None => crate::common::default_model_path()?,
-    };
+    let path = args.model.path()?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let threads = hearth_kernels::threads::num_threads();
     if args.json {

@@ -83,7 +83,7 @@ struct PolicyRun {
 pub fn run(args: BenchReplicasArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.replicas >= 2 && args.groups >= 1 && args.requests >= 1, "--replicas must be at least 2, --groups and --requests at least 1");
     let bundle = args.model.load()?;
-    let path = bundle_path(&args.model)?;
+    let path = args.model.path()?;
     let mut engine = args.engine.config();
     if engine.kv_cache_memory.is_none() {
         engine.kv_cache_memory = Some(kv_budget(&args, &bundle, &engine));
@@ -116,13 +116,6 @@ pub fn run(args: BenchReplicasArgs) -> anyhow::Result<()> {
         std::fs::write(out, serde_json::to_string_pretty(&runs)?).with_context(|| format!("cannot write {}", out.display()))?;
     }
     Ok(())
-}
-
-fn bundle_path(model: &ModelArgs) -> anyhow::Result<PathBuf> {
-    match &model.model {
-        Some(p) => Ok(p.clone()),
-        None => crate::common::default_model_path(),
-    }
 }
 
 /// A KV cache per replica that holds its fair share of the groups' prefixes plus two more

@@ -21,14 +21,19 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The model file: `--model`, or the default model in the model folder.
+    pub fn path(&self) -> anyhow::Result<PathBuf> {
+        match &self.model {
+            Some(p) => Ok(p.clone()),
+            None => default_model_path(),
+        }
+    }
+
     /// Sets the thread policy and loads the model, tokenizer and chat template.
     pub fn load(&self) -> anyhow::Result<ModelBundle> {
         init_kernels()?;
         let threads = hearth_kernels::threads::init(self.threads);
-        let path = match &self.model {
-            Some(p) => p.clone(),
-            None => default_model_path()?,
-        };
+        let path = self.path()?;
         tracing::info!(path = %path.display(), threads, "loading model");
         ModelBundle::load(&path).with_context(|| format!("cannot load model {}", path.display()))
     }

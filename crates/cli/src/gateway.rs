@@ -197,7 +197,6 @@ fn keys(args: &GatewayArgs, action: &KeysAction) -> anyhow::Result<()> {
     })
 }
 
-/// Same load to the stub directly and through the gateway, per connection count.
 /// The balancing policies, as the command line names them.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum BalancingArg {
@@ -220,6 +219,7 @@ impl BalancingArg {
     }
 }
 
+/// Same load to the stub directly and through the gateway, per connection count.
 fn bench(connections: &[usize], duration: u64, rate: Option<f64>, balancing: Balancing, system_chars: usize) -> anyhow::Result<()> {
     use hearth_gateway::loadtest::{gateway_over, hammer, instant_stub};
     let runtime = crate::common::runtime(2)?;

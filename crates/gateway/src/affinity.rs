@@ -230,10 +230,6 @@ impl PrefixIndex {
     pub fn approx_bytes(&self) -> usize {
         self.len() * BYTES_PER_ENTRY
     }
-
-    pub fn max_entries(&self) -> usize {
-        self.max_entries
-    }
 }
 
 #[cfg(test)]

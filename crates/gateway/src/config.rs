@@ -273,10 +273,16 @@ pub struct ModelMapping {
 }
 
 impl ModelMapping {
+    /// The routes with their effective `order` (default: position), by increasing order.
+    pub fn ordered_routes(&self) -> Vec<(u32, &Route)> {
+        let mut routes: Vec<(u32, &Route)> = self.routes.iter().enumerate().map(|(i, r)| (r.order.unwrap_or(i as u32), r)).collect();
+        routes.sort_by_key(|(order, _)| *order);
+        routes
+    }
+
     /// Whether two routes have the same `order` (so that balancing has a group to work on).
     fn has_shared_order(&self) -> bool {
-        let orders: Vec<u32> = self.routes.iter().enumerate().map(|(i, r)| r.order.unwrap_or(i as u32)).collect();
-        orders.iter().enumerate().any(|(i, o)| orders[..i].contains(o))
+        self.ordered_routes().windows(2).any(|pair| pair[0].0 == pair[1].0)
     }
 }
 

@@ -63,11 +63,6 @@ pub fn load_score(outstanding: usize, report: Option<ReportedLoad>, saturation: 
     queue.max(kv)
 }
 
-/// Requests waiting on the replica (reported), or 0.
-pub fn waiting(report: Option<ReportedLoad>) -> f64 {
-    report.map(|r| r.waiting).unwrap_or(0.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,9 +62,7 @@ impl<'a> Planner<'a> {
         if !seen.insert(mapping.name.as_str()) {
             return;
         }
-        let mut routes: Vec<(u32, &Route)> =
-            mapping.routes.iter().enumerate().map(|(i, r)| (r.order.unwrap_or(i as u32), r)).collect();
-        routes.sort_by_key(|(order, _)| *order);
+        let routes = mapping.ordered_routes();
         let mut start = 0;
         while start < routes.len() {
             let end = start + routes[start..].iter().take_while(|(o, _)| *o == routes[start].0).count();
