@@ -60,11 +60,9 @@ pub fn models_dir() -> anyhow::Result<PathBuf> {
     })
 }
 
-/// The default model file in the model folder.
+/// The default model file in the model folder, fetched on first use.
 pub fn default_model_path() -> anyhow::Result<PathBuf> {
-    let path = models_dir()?.join(DEFAULT_MODEL_FILE);
-    anyhow::ensure!(path.exists(), "default model {} not found: run scripts/fetch-models.sh", path.display());
-    Ok(path)
+    crate::default_model::ensure(&models_dir()?)
 }
 
 /// The async runtime of the network subcommands: a few workers, since computation runs on
@@ -123,6 +121,27 @@ pub enum Speculative {
 }
 
 impl EngineArgs {
+    /// The flags as `(name, value)` for the dashboard and `/status`.
+    pub fn summary(&self) -> Vec<(String, String)> {
+        let speculative = match self.speculative {
+            Speculative::Off => "off".to_string(),
+            Speculative::Ngram => format!("ngram (up to {} tokens, n {}..{})", self.num_speculative_tokens, self.ngram_min, self.ngram_max),
+        };
+        let kv = self.kv_cache_memory.map(|b| format!("{} MiB", b >> 20)).unwrap_or_else(|| "a quarter of free memory".into());
+        [
+            ("block-size", self.block_size.to_string()),
+            ("kv-cache-memory", kv),
+            ("max-num-batched-tokens", self.max_num_batched_tokens.to_string()),
+            ("max-num-seqs", self.max_num_seqs.to_string()),
+            ("prefix-caching", (!self.no_prefix_caching).to_string()),
+            ("max-step-seconds", self.max_step_seconds.to_string()),
+            ("speculative", speculative),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
     pub fn config(&self) -> hearth_engine::EngineConfig {
         hearth_engine::EngineConfig {
             block_size: self.block_size,

@@ -35,6 +35,9 @@ pub struct GatewayArgs {
     /// Largest request body in bytes (larger ones get 413), e.g. 32MiB
     #[arg(long, default_value = "32MiB", value_parser = crate::common::parse_bytes)]
     pub max_request_body: u64,
+    /// Do not serve the web playground (/) and dashboard (/dashboard)
+    #[arg(long)]
+    pub no_ui: bool,
     #[command(flatten)]
     pub connections: crate::common::ConnectionArgs,
     #[command(subcommand)]
@@ -138,7 +141,7 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let front = FrontLimits { connections: args.connections.limits(open_files), max_body_bytes: args.max_request_body as usize };
+    let front = FrontLimits { connections: args.connections.limits(open_files), max_body_bytes: args.max_request_body as usize, ui: !args.no_ui };
     let runtime = crate::common::runtime(2)?;
     runtime.block_on(async move {
         let store = match args.no_keys {
@@ -149,7 +152,11 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
         gateway.spawn_health_probes();
         let addr = SocketAddr::new(args.host, args.port);
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-        tracing::info!("gateway listening on http://{addr}");
+        let base = crate::serve::browser_url(listener.local_addr()?);
+        tracing::info!("gateway listening on {base}: API {base}/v1");
+        if !args.no_ui {
+            tracing::info!("playground: {base}/   dashboard: {base}/dashboard");
+        }
         gateway.serve(listener, crate::serve::shutdown_signal()).await?;
         Ok(())
     })

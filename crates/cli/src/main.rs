@@ -10,6 +10,7 @@ mod chat;
 mod check;
 mod common;
 mod convert;
+mod default_model;
 mod download;
 mod quantize;
 mod gateway;

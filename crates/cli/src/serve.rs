@@ -10,7 +10,7 @@ use hearth_engine::ModelBundle;
 use hearth_server::{ServedModel, Server, ServerConfig};
 use hearth_tokenizer::ChatTemplate;
 
-use crate::common::{models_dir, ConnectionArgs, EngineArgs, DEFAULT_MODEL_FILE};
+use crate::common::{models_dir, ConnectionArgs, EngineArgs};
 
 /// The name clients use for the default model when no other is given.
 const DEFAULT_SERVED_NAME: &str = "Qwen/Qwen2.5-Coder-1.5B-Instruct";
@@ -66,6 +66,9 @@ pub struct ServeArgs {
     /// Also serve the API on this port (11434 for clients that assume Ollama's port)
     #[arg(long)]
     pub ollama_port: Option<u16>,
+    /// Do not serve the web playground (/) and dashboard (/dashboard)
+    #[arg(long)]
+    pub no_ui: bool,
     #[command(flatten)]
     pub connections: ConnectionArgs,
     #[command(flatten)]
@@ -101,6 +104,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         shutdown_grace: Duration::from_secs(args.shutdown_timeout),
         responses_store: args.responses_store.clone(),
         max_stored_responses: args.max_stored_responses,
+        ui: !args.no_ui,
+        launch_settings: args.engine.summary(),
     };
     crate::common::init_kernels()?;
     let threads = hearth_kernels::threads::init(args.threads);
@@ -111,7 +116,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs, config: ServerConfig, path: PathBuf, template: Option<String>, threads: usize) -> anyhow::Result<()> {
     let addr = SocketAddr::new(args.host, args.port);
     let mut server = Server::bind(addr, config).await.with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!("listening on http://{} (model loading; /health answers 503 until ready)", server.local_addr()?);
+    announce(server.local_addr()?, !args.no_ui);
     if let Some(port) = args.ollama_port {
         let also = SocketAddr::new(args.host, port);
         let bound = server.listen_also(also).await.with_context(|| format!("cannot listen on {also} (--ollama-port)"))?;
@@ -133,7 +138,7 @@ async fn serve(args: ServeArgs, config: ServerConfig, path: PathBuf, template: O
         };
         let model = ServedModel::start(bundle, &engine_config, template).map_err(anyhow::Error::msg)?;
         state.set_model(model);
-        tracing::info!("model ready");
+        tracing::info!("model ready: {} is serving", state.config.served_model_names[0]);
         Ok(())
     });
     let load_result = tokio::spawn(async move {
@@ -153,6 +158,25 @@ async fn serve(args: ServeArgs, config: ServerConfig, path: PathBuf, template: O
     match load_result.await {
         Ok(Err(e)) => Err(e),
         _ => Ok(()),
+    }
+}
+
+/// The first lines a newcomer reads: where the playground, the dashboard and the API are.
+fn announce(bound: SocketAddr, ui: bool) {
+    let base = browser_url(bound);
+    if ui {
+        tracing::info!("playground: {base}/   dashboard: {base}/dashboard");
+    }
+    tracing::info!("API: {base}/v1 (OpenAI-compatible; the model is loading, /health answers 503 until it is ready)");
+}
+
+/// `http://host:port` as a browser on this machine reaches it (a wildcard address becomes
+/// the loopback one).
+pub fn browser_url(bound: SocketAddr) -> String {
+    match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => format!("http://127.0.0.1:{}", bound.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => format!("http://[::1]:{}", bound.port()),
+        _ => format!("http://{bound}"),
     }
 }
 
@@ -178,11 +202,7 @@ pub async fn shutdown_signal() {
 /// the model folder's files.
 fn resolve_model(model: Option<&str>) -> anyhow::Result<PathBuf> {
     let dir = models_dir()?;
-    let Some(model) = model else {
-        let path = dir.join(DEFAULT_MODEL_FILE);
-        anyhow::ensure!(path.exists(), "default model {} not found: run scripts/fetch-models.sh", path.display());
-        return Ok(path);
-    };
+    let Some(model) = model else { return crate::common::default_model_path() };
     let path = Path::new(model);
     if path.is_file() {
         return Ok(path.to_path_buf());

@@ -1,5 +1,5 @@
 //! The gateway's front: chat, completions, Responses and Messages (routed), the public model list,
-//! liveness and readiness, metrics; virtual-key checks and limits.
+//! liveness and readiness, metrics and status, the web pages; virtual-key checks and limits.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,6 +21,7 @@ use crate::Gateway;
 
 pub fn router(gw: Arc<Gateway>) -> Router {
     let body_limits = BodyLimits { max_bytes: gw.front.max_body_bytes, read_timeout: gw.front.connections.body_read_timeout };
+    let pages = if gw.front.ui { hearth_ui::router() } else { Router::new() };
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
@@ -30,6 +31,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/health/readiness", get(readiness))
         .route("/metrics", get(metrics))
+        .route("/status", get(crate::status::status))
+        .merge(pages)
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "Unknown endpoint.", "invalid_request_error", None) })
         .layer(DefaultBodyLimit::max(body_limits.max_bytes))
         .layer(middleware::from_fn_with_state(body_limits, hearth_http::read_whole_body))

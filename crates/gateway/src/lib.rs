@@ -17,6 +17,7 @@ pub mod ollama;
 pub mod plan;
 pub mod relay;
 pub mod router;
+pub mod status;
 pub mod typed_events;
 pub mod upstream;
 pub mod usage;
@@ -57,16 +58,19 @@ pub struct Gateway {
     pub rotation: std::sync::atomic::AtomicUsize,
 }
 
-/// Limits on the gateway's clients: connections, and the size and pace of request bodies.
+/// How the gateway's own port treats clients: connections, the size and pace of request
+/// bodies, and whether the web pages are served.
 #[derive(Debug, Clone)]
 pub struct FrontLimits {
     pub connections: ConnectionLimits,
     pub max_body_bytes: usize,
+    /// The playground (`/`, over the public models) and the dashboard (`/dashboard`).
+    pub ui: bool,
 }
 
 impl Default for FrontLimits {
     fn default() -> Self {
-        FrontLimits { connections: ConnectionLimits::default(), max_body_bytes: 32 << 20 }
+        FrontLimits { connections: ConnectionLimits::default(), max_body_bytes: 32 << 20, ui: true }
     }
 }
 

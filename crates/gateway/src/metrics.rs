@@ -18,6 +18,44 @@ pub struct GatewayMetrics {
     backend_failures: Mutex<BTreeMap<String, u64>>,
     /// (backend, reason) -> requests served after a cache-aware or session choice
     routed: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// backend -> time until its answer started (successful attempts)
+    latency: Mutex<BTreeMap<String, LatencyHistogram>>,
+}
+
+/// Upper bounds (seconds) of the latency buckets.
+const LATENCY_BOUNDS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+
+/// Counts per bucket of one backend's answer latency.
+#[derive(Debug, Clone, Default)]
+pub struct LatencyHistogram {
+    /// Observations at or below each bound of `LATENCY_BOUNDS` (not cumulative).
+    counts: Vec<u64>,
+    pub count: u64,
+    pub sum: f64,
+}
+
+impl LatencyHistogram {
+    fn observe(&mut self, seconds: f64) {
+        self.counts.resize(LATENCY_BOUNDS.len(), 0);
+        if let Some(i) = LATENCY_BOUNDS.iter().position(|&b| seconds <= b) {
+            self.counts[i] += 1;
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+
+    pub fn bounds(&self) -> &'static [f64] {
+        LATENCY_BOUNDS
+    }
+
+    /// Observations at or below each bound.
+    pub fn cumulative(&self) -> Vec<u64> {
+        let mut running = 0;
+        (0..LATENCY_BOUNDS.len()).map(|i| {
+            running += self.counts.get(i).copied().unwrap_or(0);
+            running
+        }).collect()
+    }
 }
 
 impl GatewayMetrics {
@@ -38,6 +76,29 @@ impl GatewayMetrics {
 
     pub fn routed(&self, backend: &str, reason: &'static str) {
         *self.routed.lock().expect("metrics lock").entry((backend.to_string(), reason)).or_default() += 1;
+    }
+
+    /// How long the backend took until its answer started (the whole answer when not streamed).
+    pub fn answered(&self, backend: &str, seconds: f64) {
+        self.latency.lock().expect("metrics lock").entry(backend.to_string()).or_default().observe(seconds);
+    }
+
+    pub fn latency(&self, backend: &str) -> LatencyHistogram {
+        self.latency.lock().expect("metrics lock").get(backend).cloned().unwrap_or_default()
+    }
+
+    /// (requests served, backend failures) of one backend.
+    pub fn backend_totals(&self, backend: &str) -> (u64, u64) {
+        let served = self.served.lock().expect("metrics lock").iter().filter(|((_, b), _)| b == backend).map(|(_, (n, _))| n).sum();
+        let failures = self.backend_failures.lock().expect("metrics lock").get(backend).copied().unwrap_or(0);
+        (served, failures)
+    }
+
+    /// (requests served, requests no backend could serve) over all models.
+    pub fn totals(&self) -> (u64, u64) {
+        let served = self.served.lock().expect("metrics lock").values().map(|(n, _)| n).sum();
+        let failed = self.failed.lock().expect("metrics lock").values().sum();
+        (served, failed)
     }
 
     pub fn render(&self, backends: &[std::sync::Arc<Backend>]) -> String {
@@ -61,6 +122,15 @@ impl GatewayMetrics {
         let _ = writeln!(out, "# TYPE hearth_gateway:route_decisions_total counter");
         for ((backend, reason), n) in self.routed.lock().expect("metrics lock").iter() {
             let _ = writeln!(out, "hearth_gateway:route_decisions_total{{backend=\"{backend}\",reason=\"{reason}\"}} {n}");
+        }
+        let _ = writeln!(out, "# TYPE hearth_gateway:backend_latency_seconds histogram");
+        for (backend, h) in self.latency.lock().expect("metrics lock").iter() {
+            for (bound, n) in h.bounds().iter().zip(h.cumulative()) {
+                let _ = writeln!(out, "hearth_gateway:backend_latency_seconds_bucket{{backend=\"{backend}\",le=\"{bound}\"}} {n}");
+            }
+            let _ = writeln!(out, "hearth_gateway:backend_latency_seconds_bucket{{backend=\"{backend}\",le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(out, "hearth_gateway:backend_latency_seconds_sum{{backend=\"{backend}\"}} {}", h.sum);
+            let _ = writeln!(out, "hearth_gateway:backend_latency_seconds_count{{backend=\"{backend}\"}} {}", h.count);
         }
         let _ = writeln!(out, "# TYPE hearth_gateway:backend_up gauge\n# TYPE hearth_gateway:backend_circuit_open gauge\n# TYPE hearth_gateway:backend_outstanding gauge");
         let now = Instant::now();

@@ -105,6 +105,7 @@ async fn attempt_all(
             include_usage,
             usage: usage.clone(),
         };
+        let asked = Instant::now();
         let result = match backend.start(endpoint, &upstream_body, stream).await {
             Ok(started) if stream => Ok(stream_response(started, ctx, slot)),
             Ok(started) => read_complete(started, &ctx).await.map(|v| complete_response(v, &ctx)).map_err(Failure::Retryable),
@@ -121,6 +122,7 @@ async fn attempt_all(
                     }
                 }
                 gw.metrics.served(public, backend.name(), *attempts);
+                gw.metrics.answered(backend.name(), asked.elapsed().as_secs_f64());
                 return Outcome::Done(response);
             }
             Err(Failure::Retryable(reason)) => {

@@ -23,6 +23,7 @@ mod responses_input;
 mod responses_store;
 mod responses_stream;
 mod state;
+mod status;
 mod stream;
 mod structured;
 mod tool_plan;
@@ -153,7 +154,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     let open = Router::new()
         .route("/health", get(info::health))
         .route("/version", get(info::version))
-        .route("/metrics", get(metrics::metrics));
+        .route("/metrics", get(metrics::metrics))
+        .route("/status", get(status::status));
+    let open = if state.config.ui { open.merge(hearth_ui::router()) } else { open };
     let mut app = api
         .merge(open)
         .fallback(|| async { ApiError::not_found("Unknown endpoint.") })

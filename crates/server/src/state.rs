@@ -32,6 +32,11 @@ pub struct ServerConfig {
     pub responses_store: Option<std::path::PathBuf>,
     /// Most stored responses kept (the oldest are dropped first).
     pub max_stored_responses: usize,
+    /// Whether the playground (`/`) and the dashboard (`/dashboard`) are served.
+    pub ui: bool,
+    /// The settings the server was started with, as `(flag, value)`, for `/status` and the
+    /// dashboard (the engine's own are read from the engine).
+    pub launch_settings: Vec<(String, String)>,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +52,8 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             responses_store: None,
             max_stored_responses: 1000,
+            ui: true,
+            launch_settings: Vec::new(),
         }
     }
 }
