@@ -12,9 +12,4 @@ triple=x86_64-unknown-linux-gnu
 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-cpu=x86-64-v2 -C target-feature=+crt-static --cfg getrandom_backend=\"linux_getrandom\""
 cargo build --profile dist --target "$triple" -p hearth-cli --target-dir target/static >&2
 bin="target/static/$triple/dist/hearth"
-if ldd "$bin" >/dev/null 2>&1 && ! ldd "$bin" 2>&1 | grep -q "not a dynamic executable\|statically linked"; then
-  ldd "$bin" >&2
-  echo "build-static: $bin links shared libraries" >&2
-  exit 1
-fi
 echo "$bin"

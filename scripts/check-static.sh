@@ -9,7 +9,11 @@ MODEL="${HEARTH_MODELS:-$HOME/.cache/hearth/models}/SmolLM2-135M-Instruct.Q4_1.g
 [ -f "$MODEL" ] || { echo "check-static: $MODEL is missing (scripts/fetch-models.sh)" >&2; exit 1; }
 
 bin=$(bash scripts/build-static.sh)
-file "$bin" 2>/dev/null | grep -qE "statically linked|static-pie linked" || { file "$bin"; echo "check-static: $bin is not statically linked" >&2; exit 1; }
+# no program interpreter and no needed shared library (readelf comes with gcc's binutils)
+if readelf -l "$bin" | grep -q "program interpreter" || readelf -d "$bin" | grep -q "(NEEDED)"; then
+  readelf -d "$bin" | grep NEEDED >&2 || true
+  echo "check-static: $bin is not statically linked" >&2; exit 1
+fi
 echo "check-static: $bin is statically linked ($(du -h "$bin" | cut -f1))"
 
 root=$(mktemp -d)
