@@ -94,7 +94,8 @@ try {
   check((await page.$$(".msg")).length === 4, "its four messages are back");
 
   // 4. an imported conversation renders its markdown: a highlighted code block with a copy button
-  const imported = { format: "hearth-conversations", version: 1, conversations: [{ id: "imported-1", title: "Imported code", created: 1, updated: 1, system: "",
+  // (an exported file from elsewhere may lack the optional fields: no system prompt, no dates)
+  const imported = { format: "hearth-conversations", version: 1, conversations: [{ id: "imported-1", title: "Imported code",
     messages: [{ role: "user", content: "A prime check?" }, { role: "assistant", content: "Here:\n\n```python\ndef is_prime(n):\n    return n > 1 and all(n % i for i in range(2, n))\n```\n\n**Done**." }] }] };
   const importFile = join(shots, "import.json");
   writeFileSync(importFile, JSON.stringify(imported));
@@ -107,6 +108,10 @@ try {
   await page.click(".msg.assistant .code button[data-copy]");
   await page.waitForSelector(".msg.assistant .code button[data-copy]:text('Copied')");
   check(true, "the copy button copies the code");
+  await page.fill("#prompt", "Thanks.");
+  await page.keyboard.press("Enter");
+  await page.waitForSelector(".msg.assistant:not(.streaming) >> nth=1", { timeout: 180000 });
+  check(await page.$(".msg.error") === null, "the imported conversation goes on with a new answer");
 
   // 5. the dashboard's charts update while a request runs
   const dash = await context.newPage();

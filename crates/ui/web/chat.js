@@ -24,9 +24,17 @@
       notice("Could not save the conversations in this browser: " + e.message);
     }
   }
+  /** Whether `c` is a conversation; fills in the optional fields an imported one may lack. */
   function validConversation(c) {
-    return c && typeof c.id === "string" && Array.isArray(c.messages) &&
+    const valid = c && typeof c.id === "string" && Array.isArray(c.messages) &&
       c.messages.every((m) => m && typeof m.role === "string" && typeof m.content === "string");
+    if (valid) {
+      if (typeof c.title !== "string" || !c.title.trim()) c.title = "Untitled";
+      if (typeof c.system !== "string") c.system = "";
+      if (typeof c.created !== "number") c.created = Date.now();
+      if (typeof c.updated !== "number") c.updated = c.created;
+    }
+    return valid;
   }
   function current() {
     return state.conversations.find((c) => c.id === state.currentId) || null;
