@@ -5,7 +5,8 @@
   const { el } = window.hearth;
 
   class LineChart {
-    /** series: [{name, color (CSS variable), format(value) -> text}] */
+    /** series: [{name, color (CSS variable), format(value) -> text}];
+     *  options: {min, max, capacity (samples shown), axis(value) -> text} */
     constructor(container, title, series, options) {
       this.series = series;
       this.options = Object.assign({ min: 0, max: null, capacity: 120 }, options || {});
@@ -57,7 +58,7 @@
       for (let i = 0; i <= 3; i++) {
         const y = top + plotH - (plotH * i) / 3;
         ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(width - right, y); ctx.stroke();
-        ctx.fillText(formatAxis(min + ((max - min) * i) / 3), 2, y + 4);
+        ctx.fillText((this.options.axis || formatAxis)(min + ((max - min) * i) / 3), 2, y + 4);
       }
       const now = this.points.length ? this.points[this.points.length - 1][0] : 0;
       const span = this.options.capacity;
@@ -96,7 +97,8 @@
     if (abs >= 1e3) return (value / 1e3).toFixed(1) + "k";
     if (abs >= 10) return value.toFixed(0);
     if (abs >= 1) return value.toFixed(1);
-    return value.toFixed(2);
+    if (abs === 0) return "0";
+    return abs >= 0.01 ? value.toFixed(3).replace(/0$/, "") : value.toPrecision(2);
   }
 
   window.hearth = Object.assign(window.hearth || {}, { LineChart, formatNumber: formatAxis });

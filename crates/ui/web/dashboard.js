@@ -22,7 +22,7 @@
     if (seconds >= 60) return Math.floor(seconds / 60) + " min " + Math.floor(seconds % 60) + " s";
     return Math.floor(seconds) + " s";
   }
-  const ms = (s) => (s == null ? "\u2013" : s < 1 ? (s * 1000).toFixed(0) + " ms" : s.toFixed(2) + " s");
+  const ms = (s) => (s == null ? "\u2013" : s < 0.01 ? (s * 1000).toFixed(1) + " ms" : s < 1 ? (s * 1000).toFixed(0) + " ms" : s.toFixed(2) + " s");
   const pct = (x) => (x == null ? "\u2013" : (x * 100).toFixed(1) + "%");
 
   /** Quantile q of the observations between two cumulative histogram snapshots. */
@@ -91,9 +91,9 @@
       cache: new LineChart(box, "KV cache use and prefix-cache hits", [
         { name: "KV use", color: "--chart-1", format: pct }, { name: "prefix hit rate", color: "--chart-3", format: pct }], { max: 1 }),
       ttft: new LineChart(box, "Time to first token (last 30 s)", [
-        { name: "p50", color: "--chart-1", format: ms }, { name: "p95", color: "--chart-2", format: ms }]),
+        { name: "p50", color: "--chart-1", format: ms }, { name: "p95", color: "--chart-2", format: ms }], { axis: ms }),
       itl: new LineChart(box, "Inter-token latency (last 30 s)", [
-        { name: "p50", color: "--chart-1", format: ms }, { name: "p95", color: "--chart-2", format: ms }]),
+        { name: "p50", color: "--chart-1", format: ms }, { name: "p95", color: "--chart-2", format: ms }], { axis: ms }),
     };
   }
 
