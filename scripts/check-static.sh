@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The static binary and the image: builds hearth statically (scripts/build-static.sh), checks
 # that it links no shared library, runs it in an empty chroot (nothing but the binary and
-# SmolLM2) and checks /health and a chat completion; then builds the FROM-scratch image with
-# buildah (installed from Debian when missing) and checks its entrypoint and contents.
+# SmolLM2) and checks /health, a chat completion and a client inside the root reaching the
+# server by host name; then builds the FROM-scratch image with buildah (installed from Debian
+# when missing) and checks its config, its one layer and that the chart names it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL="${HEARTH_MODELS:-$HOME/.cache/hearth/models}/SmolLM2-135M-Instruct.Q4_1.gguf"
