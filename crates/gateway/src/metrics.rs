@@ -23,20 +23,19 @@ pub struct GatewayMetrics {
 }
 
 /// Upper bounds (seconds) of the latency buckets.
-const LATENCY_BOUNDS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+const LATENCY_BOUNDS: [f64; 14] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
 
 /// Counts per bucket of one backend's answer latency.
 #[derive(Debug, Clone, Default)]
 pub struct LatencyHistogram {
-    /// Observations at or below each bound of `LATENCY_BOUNDS` (not cumulative).
-    counts: Vec<u64>,
+    /// Observations at or below each bound of `LATENCY_BOUNDS` and above the one before.
+    counts: [u64; LATENCY_BOUNDS.len()],
     pub count: u64,
     pub sum: f64,
 }
 
 impl LatencyHistogram {
     fn observe(&mut self, seconds: f64) {
-        self.counts.resize(LATENCY_BOUNDS.len(), 0);
         if let Some(i) = LATENCY_BOUNDS.iter().position(|&b| seconds <= b) {
             self.counts[i] += 1;
         }
@@ -45,15 +44,14 @@ impl LatencyHistogram {
     }
 
     pub fn bounds(&self) -> &'static [f64] {
-        LATENCY_BOUNDS
+        &LATENCY_BOUNDS
     }
 
     /// Observations at or below each bound.
     pub fn cumulative(&self) -> Vec<u64> {
-        let mut running = 0;
-        (0..LATENCY_BOUNDS.len()).map(|i| {
-            running += self.counts.get(i).copied().unwrap_or(0);
-            running
+        self.counts.iter().scan(0, |running, n| {
+            *running += n;
+            Some(*running)
         }).collect()
     }
 }

@@ -16,15 +16,13 @@ use serde_json::json;
 use crate::body::parse_body;
 use crate::chat::render_chat;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, Phase};
 
 /// 200 while the engine runs; 503 while loading, shutting down, or after the engine stopped.
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {
-    let (status, text) = match state.model() {
-        None => (StatusCode::SERVICE_UNAVAILABLE, "loading"),
-        Some(_) if state.is_shutting_down() => (StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
-        Some(model) if !model.engine.is_running() => (StatusCode::SERVICE_UNAVAILABLE, "engine stopped"),
-        Some(_) => (StatusCode::OK, "ok"),
+    let (status, text) = match state.phase() {
+        Phase::Ready => (StatusCode::OK, "ok"),
+        other => (StatusCode::SERVICE_UNAVAILABLE, other.as_str()),
     };
     (status, Json(json!({ "status": text }))).into_response()
 }

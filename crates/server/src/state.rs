@@ -95,6 +95,27 @@ impl ServedModel {
     }
 }
 
+/// The server's life: loading the model, serving, draining after a signal, or with its engine
+/// gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Loading,
+    Ready,
+    ShuttingDown,
+    EngineStopped,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Loading => "loading",
+            Phase::Ready => "ready",
+            Phase::ShuttingDown => "shutting down",
+            Phase::EngineStopped => "engine stopped",
+        }
+    }
+}
+
 /// State shared by all handlers.
 pub struct AppState {
     pub config: ServerConfig,
@@ -150,6 +171,16 @@ impl AppState {
 
     pub fn model(&self) -> Option<&Arc<ServedModel>> {
         self.model.get()
+    }
+
+    /// Where the server stands, as `/health` and `/status` report it.
+    pub fn phase(&self) -> Phase {
+        match self.model() {
+            None => Phase::Loading,
+            Some(_) if self.is_shutting_down() => Phase::ShuttingDown,
+            Some(model) if !model.engine.is_running() => Phase::EngineStopped,
+            Some(_) => Phase::Ready,
+        }
     }
 
     /// The model, or 503 while it is loading.

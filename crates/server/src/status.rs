@@ -14,16 +14,10 @@ use crate::state::{AppState, ServedModel};
 
 pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
     let model = state.model();
-    let phase = match model {
-        None => "loading",
-        Some(_) if state.is_shutting_down() => "shutting down",
-        Some(m) if !m.engine.is_running() => "engine stopped",
-        Some(_) => "ready",
-    };
     let mut body = json!({
         "kind": "server",
         "version": env!("CARGO_PKG_VERSION"),
-        "state": phase,
+        "state": state.phase().as_str(),
         "uptime_s": crate::unix_now().saturating_sub(state.started_at),
         "model": null,
         "engine": engine_settings(&state, model.map(|m| m.as_ref())),

@@ -29,19 +29,6 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/ui/{file}", get(|Path(file): Path<String>, headers: HeaderMap| async move { serve_file(&file, &headers) }))
 }
 
-/// Bytes a browser receives for `/` and everything it loads, compressed (the page weight).
-pub fn playground_weight() -> usize {
-    let page = assets::page("index.html").expect("index.html is embedded");
-    let loaded = ASSETS.iter().filter(|a| a.versioned.is_some_and(|v| page_refers_to(page, v)));
-    page.gzip.len() + loaded.map(|a| a.gzip.len()).sum::<usize>()
-}
-
-fn page_refers_to(page: &Asset, versioned: &str) -> bool {
-    let mut text = String::new();
-    let _ = flate2::read::GzDecoder::new(page.gzip).read_to_string(&mut text);
-    text.contains(&format!("/ui/{versioned}"))
-}
-
 fn serve_page(name: &str, headers: &HeaderMap) -> Response {
     match assets::page(name) {
         Some(asset) => respond(asset, false, headers),

@@ -116,6 +116,14 @@ async fn unknown_paths_are_404_json() {
     assert_eq!(outside.status(), StatusCode::NOT_FOUND, "only the UI routes are the UI's");
 }
 
+/// Bytes a browser receives for `/` and everything it loads, compressed (the page weight).
+fn playground_weight() -> usize {
+    let page = ASSETS.iter().find(|a| a.name == "index.html").expect("index.html is embedded");
+    let text = gunzip(page.gzip);
+    let loaded = ASSETS.iter().filter(|a| a.versioned.is_some_and(|v| text.contains(&format!("/ui/{v}"))));
+    page.gzip.len() + loaded.map(|a| a.gzip.len()).sum::<usize>()
+}
+
 #[test]
 fn the_playground_is_small() {
     let weight = playground_weight();
