@@ -30,6 +30,15 @@ fi
 # path the CPU can run with the scalar reference).
 cargo test --release --workspace
 
+# `cargo build` should reuse that build (crates/cli/Cargo.toml turns on the features the test
+# clients turn on); a crate compiled again here means a new feature difference to align there.
+rebuilt=$(cargo build --release --message-format=json 2>/dev/null | python3 -c '
+import json, sys
+print(sum(1 for line in sys.stdin if (m := json.loads(line)).get("reason") == "compiler-artifact" and not m.get("fresh")))')
+if (( rebuilt > 0 )); then
+  echo "warning: cargo build --release compiled $rebuilt crates again after cargo test: align their features in crates/cli/Cargo.toml" >&2
+fi
+
 # Golden greedy tokens, perplexity, batch invariance, speculation and memory once more on the
 # AVX2 path, so an AVX-512 machine also checks what AVX2-only machines run. Skipped where AVX2
 # is already the best path (it ran above) or missing.
