@@ -86,22 +86,20 @@ pub(crate) fn quantize_row(x: &[f32], row: &mut ActsRow<'_>, block: usize, group
     }
 }
 
+/// Q8_K: the scale comes from the value of largest magnitude, with its sign (the first one
+/// when several tie), written as a max then a search so that both loops vectorize.
 #[inline(always)]
 fn quantize_block_q8k(x: &[f32], q: &mut [i8]) -> f32 {
-    let (mut max, mut amax) = (0f32, 0f32);
-    for &v in x {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    if amax == 0.0 {
+    let amax = x.iter().fold(0f32, |a, &v| a.max(v.abs()));
+    if amax == 0.0 || amax.is_nan() {
         q.fill(0);
         return 0.0;
     }
+    let first = x.chunks(8).position(|c| c.iter().fold(false, |found, v| found | (v.abs() == amax))).unwrap_or(0);
+    let max = x[8 * first..].iter().copied().find(|v| v.abs() == amax).unwrap_or(amax);
     let iscale = -127.0 / max;
     for (o, &v) in q.iter_mut().zip(x) {
-        *o = (iscale * v).round().min(127.0) as i8;
+        *o = to_code((iscale * v).round());
     }
     1.0 / iscale
 }
@@ -111,9 +109,18 @@ fn quantize_block_q8_0(x: &[f32], q: &mut [i8]) -> f32 {
     let amax = x.iter().fold(0f32, |a, &v| a.max(v.abs()));
     let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
     for (o, &v) in q.iter_mut().zip(x) {
-        *o = (v * id).round_ties_even() as i8;
+        *o = to_code((v * id).round_ties_even());
     }
     f16::from_f32(amax / 127.0).to_f32()
+}
+
+/// A rounded value as an int8 code, saturating (NaN gives 127): bounded first, so the
+/// conversion is a plain vector one where `as i8` alone would be a checked scalar one.
+#[inline(always)]
+fn to_code(rounded: f32) -> i8 {
+    let bounded = rounded.min(127.0).max(-128.0);
+    // SAFETY: `min` returns 127 for NaN, so `bounded` is a finite integer in -128..=127.
+    unsafe { bounded.to_int_unchecked::<i32>() as i8 }
 }
 
 /// Groups per weight block of a type with an interleaved form.
