@@ -4,7 +4,7 @@ use half::f16;
 use rayon::prelude::*;
 
 use crate::dispatch::{kernels, Kernels};
-use crate::ops::portable::{axpy, dot, f16_to_f32, softmax};
+use crate::ops::portable::{axpy, dot, softmax};
 
 /// Head layout of an attention layer.
 #[derive(Debug, Clone, Copy)]
@@ -91,7 +91,7 @@ pub(crate) fn attention_batch_on(kernels: &Kernels, shape: HeadShape, items: &mu
     let job_kernel = kernels.portable.attention_job;
     let run = |scratch: &mut Scratch, (i, kv_head, tokens): &(usize, usize, std::ops::Range<usize>)| {
         let item = &items[*i];
-        let job = Job { shape, q: item.q, start: item.start, kv_head: *kv_head, tokens: tokens.clone(), out: outs[*i] };
+        let job = Job { shape, q: item.q, start: item.start, kv_head: *kv_head, tokens: tokens.clone(), out: outs[*i], f16_row: kernels.f16_row };
         // SAFETY: each task writes only the output heads of its kv-head group for its tokens
         // of its own sequence's output buffer; the active table's code runs on this CPU.
         unsafe { job_kernel(&job, item.kv, scratch) };
@@ -128,6 +128,8 @@ pub(crate) struct Job<'a> {
     kv_head: usize,
     tokens: std::ops::Range<usize>,
     out: SharedOut,
+    /// The path's f16 conversion (F16C where the path has it).
+    f16_row: crate::dispatch::F16Row,
 }
 
 /// Keys (then values) taken together: a tile stays in the L1 cache while every query row of
@@ -148,8 +150,9 @@ pub(crate) unsafe fn run_job(job: &Job<'_>, kv: &dyn KvRows, s: &mut Scratch) {
     let (shape, hd) = (job.shape, job.shape.head_dim);
     let visible_max = job.start + job.tokens.end;
     let head = job.kv_head * hd..(job.kv_head + 1) * hd;
-    gather_head(|j| &kv.key_row(j)[head.clone()], hd, visible_max, &mut s.keys);
-    gather_head(|j| &kv.value_row(j)[head.clone()], hd, visible_max, &mut s.values);
+    // SAFETY (both): the job's conversion belongs to the table of a path this CPU runs.
+    unsafe { gather_head(|j| &kv.key_row(j)[head.clone()], job.f16_row, visible_max, hd, &mut s.keys) };
+    unsafe { gather_head(|j| &kv.value_row(j)[head.clone()], job.f16_row, visible_max, hd, &mut s.values) };
     let group = shape.n_heads / shape.n_kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
     let Scratch { keys, values, scores, rows } = s;
@@ -221,13 +224,15 @@ struct QueryRow {
 }
 
 /// Copies one kv head's rows `0..rows` from the f16 cache into contiguous f32.
+///
+/// # Safety
+/// `convert` must run on this CPU (a table's entry for a supported path).
 #[inline(always)]
-fn gather_head<'a>(row: impl Fn(usize) -> &'a [f16], hd: usize, rows: usize, out: &mut Vec<f32>) {
+unsafe fn gather_head<'a>(row: impl Fn(usize) -> &'a [f16], convert: crate::dispatch::F16Row, rows: usize, hd: usize, out: &mut Vec<f32>) {
     out.resize(rows * hd, 0.0);
     for (j, dst) in out.chunks_exact_mut(hd).enumerate() {
-        for (d, &h) in dst.iter_mut().zip(row(j)) {
-            *d = f16_to_f32(h.to_bits());
-        }
+        // SAFETY: the caller's contract.
+        unsafe { convert(row(j), dst) };
     }
 }
 

@@ -22,8 +22,13 @@ pub(crate) struct Kernels {
     #[cfg_attr(not(test), allow(dead_code))]
     pub isa: Isa,
     pub group_matmul: GroupMatmul,
+    /// f16 values (a KV-cache row) as f32, exactly.
+    pub f16_row: F16Row,
     pub portable: PortableKernels,
 }
+
+/// Converts `src` into `dst` (same length).
+pub(crate) type F16Row = unsafe fn(&[half::f16], &mut [f32]);
 
 /// The portable bodies, compiled for one instruction set.
 pub(crate) struct PortableKernels {
@@ -82,12 +87,18 @@ macro_rules! portable_kernels {
     }};
 }
 
-static SCALAR: Kernels = Kernels { isa: Isa::Scalar, group_matmul: crate::interleaved::group_matmul_scalar, portable: portable_kernels!() };
+static SCALAR: Kernels = Kernels {
+    isa: Isa::Scalar,
+    group_matmul: crate::interleaved::group_matmul_scalar,
+    f16_row: ops::f16_row_portable,
+    portable: portable_kernels!(),
+};
 
 #[cfg(target_arch = "x86_64")]
 static AVX2: Kernels = Kernels {
     isa: Isa::Avx2,
     group_matmul: crate::interleaved_avx2::plain::group_matmul,
+    f16_row: ops::f16_row_f16c,
     portable: portable_kernels!(#[target_feature(enable = "avx2,fma,f16c")]),
 };
 
@@ -95,6 +106,7 @@ static AVX2: Kernels = Kernels {
 static AVX2_VNNI: Kernels = Kernels {
     isa: Isa::Avx2Vnni,
     group_matmul: crate::interleaved_avx2::vnni::group_matmul,
+    f16_row: ops::f16_row_f16c,
     portable: portable_kernels!(#[target_feature(enable = "avx2,fma,f16c")]),
 };
 
@@ -102,6 +114,7 @@ static AVX2_VNNI: Kernels = Kernels {
 static AVX512: Kernels = Kernels {
     isa: Isa::Avx512,
     group_matmul: crate::interleaved_avx512::group_matmul,
+    f16_row: ops::f16_row_f16c,
     portable: portable_kernels!(#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]),
 };
 

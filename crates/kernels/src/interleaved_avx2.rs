@@ -193,15 +193,14 @@ macro_rules! avx2_kernels {
             #[target_feature(enable = $features)]
             #[inline]
             unsafe fn byte_pairs<const P: usize, const SIGNED: bool>(table: *const u8, h: usize) -> [__m256i; P] {
-                std::array::from_fn(|q| {
+                // loops here, not `array::from_fn`, whose closures would lack the target features
+                let mut pairs = [_mm256_setzero_si256(); P];
+                for (q, pair) in pairs.iter_mut().enumerate() {
                     // SAFETY: the caller passes a table of 32P bytes; h < 2.
                     let bytes = unsafe { _mm_loadu_si128(table.add(32 * q + 16 * h) as *const __m128i) };
-                    if SIGNED {
-                        _mm256_cvtepi8_epi16(bytes)
-                    } else {
-                        _mm256_cvtepu8_epi16(bytes)
-                    }
-                })
+                    *pair = if SIGNED { _mm256_cvtepi8_epi16(bytes) } else { _mm256_cvtepu8_epi16(bytes) };
+                }
+                pairs
             }
 
             /// 8 f16 values at `p` as f32 lanes.
@@ -267,7 +266,11 @@ macro_rules! avx2_kernels {
             unsafe fn record_codes<const KIND: u8>(rec: *const u8, codes_at: usize, h: usize) -> [__m256i; 8] {
                 if KIND == Q8_0 {
                     // SAFETY: a Q8_0 record holds 512 code bytes at `codes_at`; h < 2.
-                    return std::array::from_fn(|j| unsafe { _mm256_loadu_si256(rec.add(codes_at + 64 * j + 32 * h) as *const __m256i) });
+                    let mut codes = [_mm256_setzero_si256(); 8];
+                    for (j, c) in codes.iter_mut().enumerate() {
+                        *c = unsafe { _mm256_loadu_si256(rec.add(codes_at + 64 * j + 32 * h) as *const __m256i) };
+                    }
+                    return codes;
                 }
                 // SAFETY: a 4-bit record holds 256 code bytes at `codes_at`.
                 unsafe { nibble_codes(rec.add(codes_at), h) }
@@ -385,7 +388,10 @@ macro_rules! avx2_kernels {
                 }
                 // M after A, so fewer registers are live inside the code loop
                 let pairs = unsafe { byte_pairs::<8, true>(rec.add(layout.group_scales), h) };
-                let sum_m = std::array::from_fn(|i| _mm256_cvtepi32_ps(_mm256_slli_epi32(unsafe { pair_dot::<8>(&pairs, sums[i]) }, 5)));
+                let mut sum_m = [_mm256_setzero_ps(); T];
+                for (m, &token_sums) in sum_m.iter_mut().zip(&sums) {
+                    *m = _mm256_cvtepi32_ps(_mm256_slli_epi32(unsafe { pair_dot::<8>(&pairs, token_sums) }, 5));
+                }
                 (sum_a, sum_m, negate(unsafe { halves(rec.add(16 * h)) }))
             }
 
@@ -410,7 +416,10 @@ macro_rules! avx2_kernels {
                 }
                 // M after A, so fewer registers are live inside the code loop
                 let pairs = unsafe { byte_pairs::<4, false>(rec.add(layout.group_scales + 128), h) };
-                let sum_m = std::array::from_fn(|i| _mm256_cvtepi32_ps(unsafe { pair_dot::<4>(&pairs, sums[i]) }));
+                let mut sum_m = [_mm256_setzero_ps(); T];
+                for (m, &token_sums) in sum_m.iter_mut().zip(&sums) {
+                    *m = _mm256_cvtepi32_ps(unsafe { pair_dot::<4>(&pairs, token_sums) });
+                }
                 (sum_a, sum_m, negate(unsafe { halves(rec.add(layout.mins + 16 * h)) }))
             }
 

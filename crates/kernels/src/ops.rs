@@ -1,5 +1,7 @@
 //! Small dense ops on f32 rows: dot, RMS norm, rotary embeddings, SwiGLU, softmax.
 
+use half::f16;
+
 use crate::dispatch::kernels;
 
 /// Dot product (lane-wise partial sums, then their sum).
@@ -194,14 +196,16 @@ pub(crate) mod portable {
     /// a loop on every path (half's conversion is a runtime-dispatched call per slice, which
     /// costs more than a short KV row): the exponent and mantissa are moved into f32 position
     /// and scaled by 2^112 (exact for normal and subnormal values); infinities and NaNs get
-    /// the all-ones exponent.
+    /// the all-ones exponent, NaNs the quiet bit.
     #[inline(always)]
     pub fn f16_to_f32(h: u16) -> f32 {
         let sign = ((h & 0x8000) as u32) << 16;
         let magnitude = (h & 0x7FFF) as u32;
         let shifted = magnitude << 13;
         let scaled = (f32::from_bits(shifted) * f32::from_bits(0x7780_0000)).to_bits();
-        let bits = if magnitude >= 0x7C00 { shifted | 0x7F80_0000 } else { scaled };
+        // a NaN comes out quiet, as F16C's vcvtph2ps makes it
+        let special = if magnitude > 0x7C00 { shifted | 0x7FC0_0000 } else { shifted | 0x7F80_0000 };
+        let bits = if magnitude >= 0x7C00 { special } else { scaled };
         f32::from_bits(bits | sign)
     }
 
@@ -285,6 +289,33 @@ pub(crate) mod portable {
     }
 }
 
+/// f16 values as f32 (exact): the portable steps of `portable::f16_to_f32`, one per value.
+pub(crate) fn f16_row_portable(src: &[f16], dst: &mut [f32]) {
+    for (d, h) in dst.iter_mut().zip(src) {
+        *d = portable::f16_to_f32(h.to_bits());
+    }
+}
+
+/// `f16_row_portable` with F16C's vcvtph2ps, eight values an instruction (the same bits).
+///
+/// # Safety
+/// The CPU must have AVX and F16C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c")]
+pub(crate) unsafe fn f16_row_f16c(src: &[f16], dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let n = src.len().min(dst.len());
+    let whole = n - n % 8;
+    for i in (0..whole).step_by(8) {
+        // SAFETY: i + 8 <= n, inside both slices; unaligned loads and stores.
+        unsafe {
+            let halves = _mm_loadu_si128(src.as_ptr().add(i) as *const __m128i);
+            _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(halves));
+        }
+    }
+    f16_row_portable(&src[whole..n], &mut dst[whole..n]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,6 +362,24 @@ mod tests {
         assert_eq!(rope.inv_freq[0], base.inv_freq[0]);
         assert!((rope.inv_freq[63] - base.inv_freq[63] / 4.0).abs() <= 1e-6 * base.inv_freq[63]);
         assert!((rope.magnitude - (0.1 * 4f32.ln() + 1.0)).abs() < 1e-6);
+    }
+
+    /// F16C's conversion and the portable one agree on every f16, NaNs included.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn f16c_rows_equal_the_portable_conversion_on_every_value() {
+        if !(std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("f16c")) {
+            return;
+        }
+        let all: Vec<f16> = (0..=u16::MAX).map(f16::from_bits).collect();
+        // an odd length, so the tail after the last group of eight is converted too
+        let (mut want, mut got) = (vec![0f32; all.len() - 3], vec![0f32; all.len() - 3]);
+        f16_row_portable(&all[3..], &mut want);
+        // SAFETY: the features were detected above.
+        unsafe { f16_row_f16c(&all[3..], &mut got) };
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(a.to_bits(), b.to_bits(), "f16 bits {:#06x}", i + 3);
+        }
     }
 
     #[test]
