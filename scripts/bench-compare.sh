@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side speed of hearth and llama.cpp (llama-bench) on the test models, 2 threads,
 # idle and with a competing busy process; prints t/s and hearth/llama.cpp ratios.
-# Usage: [KERNELS=scalar|avx2|avx2-vnni|avx512] LLAMA_BENCH=/path/to/llama-bench \
+# Usage: [KERNELS=scalar|avx2|avx2-vnni|avx512] [LOADS="idle busy"] LLAMA_BENCH=/path/to/llama-bench \
 #          scripts/bench-compare.sh [pp_tokens] [tg_tokens]
 # KERNELS is hearth's kernel path (HEARTH_KERNELS; default: the best this CPU has); build
 # llama-bench for the same instruction set to compare like with like.
@@ -33,7 +33,7 @@ busy_stop() { kill "$BUSY" 2>/dev/null || true; wait "$BUSY" 2>/dev/null || true
 
 echo "| model | load | test | hearth t/s | llama.cpp t/s | ratio |"
 echo "|---|---|---|---|---|---|"
-for load in idle busy; do
+for load in ${LOADS:-idle busy}; do
   for m in "${MODELS[@]}"; do
     [ "$load" = busy ] && busy_start
     read -r hpp htg < <(hearth_run "$m")
