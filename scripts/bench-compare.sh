@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Side-by-side speed of hearth and llama.cpp (llama-bench) on the test models, 2 threads,
-# idle and with a competing busy process; prints t/s and hearth/llama.cpp ratios.
-# Usage: [KERNELS=scalar|avx2|avx2-vnni|avx512] [LOADS="idle busy"] LLAMA_BENCH=/path/to/llama-bench \
-#          scripts/bench-compare.sh [pp_tokens] [tg_tokens]
+# idle and with a competing busy process; prints t/s and hearth/llama.cpp ratios. With
+# BATCH=N (and llama-batched-bench beside llama-bench) it then times N sequences of
+# BATCH_PP+BATCH_TG tokens (128+128) decoded together on both, idle. LOADS= (empty) skips
+# the single-sequence table.
+# Usage: [KERNELS=scalar|avx2|avx2-vnni|avx512] [LOADS="idle busy"] [BATCH=16] \
+#          LLAMA_BENCH=/path/to/llama-bench scripts/bench-compare.sh [pp_tokens] [tg_tokens]
 # KERNELS is hearth's kernel path (HEARTH_KERNELS; default: the best this CPU has); build
 # llama-bench for the same instruction set to compare like with like.
 set -euo pipefail
@@ -33,7 +36,7 @@ busy_stop() { kill "$BUSY" 2>/dev/null || true; wait "$BUSY" 2>/dev/null || true
 
 echo "| model | load | test | hearth t/s | llama.cpp t/s | ratio |"
 echo "|---|---|---|---|---|---|"
-for load in ${LOADS:-idle busy}; do
+for load in ${LOADS-idle busy}; do
   for m in "${MODELS[@]}"; do
     [ "$load" = busy ] && busy_start
     read -r hpp htg < <(hearth_run "$m")
@@ -48,4 +51,31 @@ for test, h, l in ((f"pp{pp}", hpp, lpp), (f"tg{tg}", htg, ltg)):
     print(f"| {m} | {load} | {test} | {float(h):.1f} | {lt} | {ratio} |")
 PY
   done
+done
+
+[ -n "${BATCH:-}" ] || exit 0
+BPP="${BATCH_PP:-128}"; BTG="${BATCH_TG:-128}"
+# N prompts at once, then BATCH_TG decode steps: llama-batched-bench decodes BATCH_TG
+# batches after the prompts, hearth's first token comes from the prompt step, so it is asked
+# for one token more (the same number of decode steps). Speculation is off on both sides.
+BATCHED="${LLAMA_BENCH:+$(dirname "$LLAMA_BENCH")/llama-batched-bench}"
+echo
+echo "| model | sequences | pp+tg | hearth s | llama.cpp s | ratio |"
+echo "|---|---|---|---|---|---|"
+for m in "${MODELS[@]}"; do
+  hs=$("$HEARTH" bench-engine -m "$DIR/$m" -t "$THREADS" --speculative off --concurrency "$BATCH" \
+        --prompt-tokens "$BPP" --gen-tokens $((BTG + 1)) --prefix-tokens 0 2>/dev/null |
+       awk -F'|' -v n="$BATCH" '$2+0 == n { gsub(/ /, "", $8); print $8 }')
+  ls="-"
+  if [ -n "$BATCHED" ] && [ -x "$BATCHED" ]; then
+    ls=$("$BATCHED" -m "$DIR/$m" -t "$THREADS" -c $(( BATCH * (BPP + BTG) + 64 )) -b 2048 -ub 512 \
+          -npp "$BPP" -ntg "$BTG" -npl "$BATCH" --output-format jsonl 2>/dev/null |
+         python3 -c 'import json,sys; print([json.loads(l) for l in sys.stdin if l.startswith("{")][-1]["t"])')
+  fi
+  python3 - "$m" "$BATCH" "$BPP+$BTG" "$hs" "$ls" <<'PY'
+import sys
+m, n, shape, h, l = sys.argv[1:]
+ratio = f"{float(l) / float(h):.2f}x" if l != "-" else "-"
+print(f"| {m} | {n} | {shape} | {float(h):.1f} | {l if l == '-' else f'{float(l):.1f}'} | {ratio} |")
+PY
 done
