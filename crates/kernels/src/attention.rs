@@ -4,7 +4,7 @@ use half::f16;
 use rayon::prelude::*;
 
 use crate::dispatch::{kernels, Kernels};
-use crate::ops::portable::{axpy, dot, softmax};
+use crate::ops::portable::{axpy, softmax, LANES};
 
 /// Head layout of an attention layer.
 #[derive(Debug, Clone, Copy)]
@@ -107,7 +107,10 @@ pub(crate) fn attention_batch_on(kernels: &Kernels, shape: HeadShape, items: &mu
 /// Per-worker buffers of the attention tasks.
 #[derive(Default)]
 pub(crate) struct Scratch {
+    /// Keys in transposed tiles (`gather_keys_transposed`).
     keys: Vec<f32>,
+    /// One key row as f32 on its way into `keys`.
+    key_row: Vec<f32>,
     values: Vec<f32>,
     scores: Vec<f32>,
     rows: Vec<QueryRow>,
@@ -136,11 +139,16 @@ pub(crate) struct Job<'a> {
 /// the job reads it, where a row at a time streamed the whole cache once per query head.
 const KEY_TILE: usize = 32;
 
+/// Keys side by side in one transposed tile: each vector lane computes one key's score, so a
+/// score needs no horizontal sum and every lane's sums run in parallel.
+const TILE_KEYS: usize = 8;
+const _: () = assert!(KEY_TILE % TILE_KEYS == 0);
+
 /// Runs one job: its kv head's rows gathered to f32 once; the scores of every (token, head)
 /// row of the job, key tile by key tile; each row's softmax; then the weighted sum of values,
-/// value tile by value tile (the body `dispatch` compiles per instruction set). Each score is
-/// one `dot` and each output sums its values in position order, so the result does not depend
-/// on the tiling.
+/// value tile by value tile (the body `dispatch` compiles per instruction set). Each score has
+/// `dot`'s arithmetic (eight keys at a time, `tile_dots`) and each output sums its values in
+/// position order, so the result does not depend on the tiling.
 ///
 /// # Safety
 /// `job.out` must point to a buffer of `job.q.len()` floats that no other task writes in this
@@ -151,11 +159,11 @@ pub(crate) unsafe fn run_job(job: &Job<'_>, kv: &dyn KvRows, s: &mut Scratch) {
     let visible_max = job.start + job.tokens.end;
     let head = job.kv_head * hd..(job.kv_head + 1) * hd;
     // SAFETY (both): the job's conversion belongs to the table of a path this CPU runs.
-    unsafe { gather_head(|j| &kv.key_row(j)[head.clone()], job.f16_row, visible_max, hd, &mut s.keys) };
+    unsafe { gather_keys_transposed(|j| &kv.key_row(j)[head.clone()], job.f16_row, visible_max, hd, &mut s.key_row, &mut s.keys) };
     unsafe { gather_head(|j| &kv.value_row(j)[head.clone()], job.f16_row, visible_max, hd, &mut s.values) };
     let group = shape.n_heads / shape.n_kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
-    let Scratch { keys, values, scores, rows } = s;
+    let Scratch { keys, values, scores, rows, .. } = s;
     rows.clear();
     for token in job.tokens.clone() {
         for head in job.kv_head * group..(job.kv_head + 1) * group {
@@ -167,8 +175,11 @@ pub(crate) unsafe fn run_job(job: &Job<'_>, kv: &dyn KvRows, s: &mut Scratch) {
         for (r, row) in rows.iter().enumerate() {
             let q_head = &job.q[row.at..row.at + hd];
             let scores = &mut scores[r * visible_max..(r + 1) * visible_max];
-            for j in tile..(tile + KEY_TILE).min(row.visible) {
-                scores[j] = dot(q_head, &keys[j * hd..(j + 1) * hd]) * scale;
+            for first in (tile..(tile + KEY_TILE).min(row.visible)).step_by(TILE_KEYS) {
+                let dots = tile_dots(q_head, &keys[first * hd..(first + TILE_KEYS) * hd]);
+                for (score, dot) in scores[first..row.visible.min(first + TILE_KEYS)].iter_mut().zip(dots) {
+                    *score = dot * scale;
+                }
             }
         }
     }
@@ -221,6 +232,66 @@ fn add_weighted_values(out: &mut [f32], weights: &[f32], values: &[f32]) {
 struct QueryRow {
     at: usize,
     visible: usize,
+}
+
+/// `ops::portable::dot(q, key j)` for the `TILE_KEYS` keys of a transposed tile (`tile[e *
+/// TILE_KEYS + j]` is element e of key j), with its arithmetic in each lane: `LANES` partial
+/// sums of the products of elements i, i + LANES, ... in element order, those summed in order
+/// as `Iterator::sum` does, then the elements past the last whole `LANES`.
+#[inline(always)]
+fn tile_dots(q: &[f32], tile: &[f32]) -> [f32; TILE_KEYS] {
+    const HALF: usize = LANES / 2;
+    let whole = q.len() / LANES * LANES;
+    let mut partial = [[0f32; TILE_KEYS]; LANES];
+    // half the partial sums at a time, so that they stay in registers
+    for (half, sums) in partial.chunks_exact_mut(HALF).enumerate() {
+        let mut acc = [[0f32; TILE_KEYS]; HALF];
+        for (q, keys) in q[..whole].chunks_exact(LANES).zip(tile.chunks_exact(LANES * TILE_KEYS)) {
+            // fixed-size views: no bounds checks inside, the sums stay in registers
+            let q: &[f32; HALF] = q[half * HALF..][..HALF].try_into().expect("half a chunk");
+            let keys: &[f32; HALF * TILE_KEYS] = keys[half * HALF * TILE_KEYS..][..HALF * TILE_KEYS].try_into().expect("half a chunk");
+            for (acc, (&q, keys)) in acc.iter_mut().zip(q.iter().zip(keys.chunks_exact(TILE_KEYS))) {
+                let keys: &[f32; TILE_KEYS] = keys.try_into().expect("one element of every key");
+                for j in 0..TILE_KEYS {
+                    acc[j] += q * keys[j];
+                }
+            }
+        }
+        sums.copy_from_slice(&acc);
+    }
+    let mut total = [std::iter::empty::<f32>().sum::<f32>(); TILE_KEYS];
+    for sums in &partial {
+        for j in 0..TILE_KEYS {
+            total[j] += sums[j];
+        }
+    }
+    for e in whole..q.len() {
+        for j in 0..TILE_KEYS {
+            total[j] += q[e] * tile[e * TILE_KEYS + j];
+        }
+    }
+    total
+}
+
+/// Copies one kv head's key rows `0..rows` (of `hd` values) from the f16 cache into f32 tiles
+/// of `TILE_KEYS` keys stored transposed (see `tile_dots`), zero past the last key; `row` is
+/// scratch.
+///
+/// # Safety
+/// `convert` must run on this CPU (a table's entry for a supported path).
+#[inline(always)]
+unsafe fn gather_keys_transposed<'a>(key: impl Fn(usize) -> &'a [f16], convert: crate::dispatch::F16Row, rows: usize, hd: usize, row: &mut Vec<f32>, out: &mut Vec<f32>) {
+    row.resize(hd, 0.0);
+    out.clear();
+    out.resize(rows.div_ceil(TILE_KEYS) * TILE_KEYS * hd, 0.0);
+    for j in 0..rows {
+        // SAFETY: the caller's contract.
+        unsafe { convert(key(j), row) };
+        let tile = &mut out[j / TILE_KEYS * TILE_KEYS * hd..][..TILE_KEYS * hd];
+        for (e, &x) in row.iter().enumerate() {
+            tile[e * TILE_KEYS + j % TILE_KEYS] = x;
+        }
+    }
 }
 
 /// Copies one kv head's rows `0..rows` from the f16 cache into contiguous f32.
@@ -293,6 +364,33 @@ mod tests {
             let want = reference(shape, &q, &k, &v, start);
             for (a, b) in out.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+            }
+        }
+    }
+
+    /// A transposed tile's scores are `dot`'s bits, for head sizes with and without a tail
+    /// past the last 16 elements, signed zeros among the inputs.
+    #[test]
+    fn tile_dots_equal_dot_bit_for_bit() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for hd in [1, 5, 16, 17, 40, 64, 80, 128] {
+            let mut value = || match rng.random_range(0..8) {
+                0 => 0.0,
+                1 => -0.0,
+                _ => rng.random_range(-4.0f32..4.0),
+            };
+            let q: Vec<f32> = (0..hd).map(|_| value()).collect();
+            let keys: Vec<Vec<f32>> = (0..TILE_KEYS).map(|_| (0..hd).map(|_| value()).collect()).collect();
+            let mut tile = vec![0f32; TILE_KEYS * hd];
+            for (j, key) in keys.iter().enumerate() {
+                for (e, &x) in key.iter().enumerate() {
+                    tile[e * TILE_KEYS + j] = x;
+                }
+            }
+            let got = tile_dots(&q, &tile);
+            for (j, key) in keys.iter().enumerate() {
+                let want = crate::ops::portable::dot(&q, key);
+                assert_eq!(got[j].to_bits(), want.to_bits(), "hd {hd} key {j}: {} vs {want}", got[j]);
             }
         }
     }

@@ -206,7 +206,7 @@ pub(crate) mod portable {
     use super::{exp, RopeStyle};
 
     /// Lanes of partial sums: fixed, so the result does not depend on the vector width.
-    const LANES: usize = 16;
+    pub(crate) const LANES: usize = 16;
 
     #[inline(always)]
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {
