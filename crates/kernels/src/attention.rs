@@ -282,7 +282,7 @@ fn tile_dots(q: &[f32], tile: &[f32]) -> [f32; TILE_KEYS] {
 #[inline(always)]
 unsafe fn gather_keys_transposed<'a>(key: impl Fn(usize) -> &'a [f16], convert: crate::dispatch::F16Row, rows: usize, hd: usize, row: &mut Vec<f32>, out: &mut Vec<f32>) {
     row.resize(hd, 0.0);
-    out.clear();
+    // every lane of a key below `rows` is written below, so only the padding is zeroed
     out.resize(rows.div_ceil(TILE_KEYS) * TILE_KEYS * hd, 0.0);
     for j in 0..rows {
         // SAFETY: the caller's contract.
@@ -290,6 +290,12 @@ unsafe fn gather_keys_transposed<'a>(key: impl Fn(usize) -> &'a [f16], convert: 
         let tile = &mut out[j / TILE_KEYS * TILE_KEYS * hd..][..TILE_KEYS * hd];
         for (e, &x) in row.iter().enumerate() {
             tile[e * TILE_KEYS + j % TILE_KEYS] = x;
+        }
+    }
+    for j in rows..rows.div_ceil(TILE_KEYS) * TILE_KEYS {
+        let tile = &mut out[j / TILE_KEYS * TILE_KEYS * hd..][..TILE_KEYS * hd];
+        for e in 0..hd {
+            tile[e * TILE_KEYS + j % TILE_KEYS] = 0.0;
         }
     }
 }
