@@ -44,10 +44,11 @@ impl ModelArgs {
 pub fn init_kernels() -> anyhow::Result<hearth_kernels::Isa> {
     let isa = hearth_kernels::isa::init()?;
     let best = hearth_kernels::Isa::best();
+    let prefetch = if hearth_kernels::prefetch::enabled() { "on" } else { "off" };
     if isa == best {
-        tracing::info!(kernels = isa.name(), "kernels: {isa}");
+        tracing::info!(kernels = isa.name(), prefetch, "kernels: {isa}");
     } else {
-        tracing::info!(kernels = isa.name(), "kernels: {isa}, forced by {} (this CPU could run {best})", hearth_kernels::isa::ENV);
+        tracing::info!(kernels = isa.name(), prefetch, "kernels: {isa}, forced by {} (this CPU could run {best})", hearth_kernels::isa::ENV);
     }
     Ok(isa)
 }

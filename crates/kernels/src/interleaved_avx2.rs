@@ -230,7 +230,8 @@ macro_rules! avx2_kernels {
             /// Records ahead of the one in use that the first token step asks the L2 cache for. One
             /// record into L2 measured best on decode (Qwen Q4_K_M tg, 2 threads: ~7% over two
             /// records into L1, which fill the L1's few line-fill buffers in one burst and stall the
-            /// loads the kernel is waiting on; no software prefetch at all is slower still).
+            /// loads the kernel is waiting on; no software prefetch at all is slower still), on an
+            /// Intel Xeon; AMD's Zen 3 is faster without any (`prefetch`).
             const PREFETCH_RECORDS: usize = 1;
 
             /// Asks the L2 cache for the record `PREFETCH_RECORDS` after `rec` (a hint: addresses past the matrix are
@@ -286,11 +287,13 @@ macro_rules! avx2_kernels {
                 assert!(acts.scale.len() >= (t0 + T) * n_blocks && acts.group_sum.len() >= (t0 + T) * n_blocks);
                 let a_rows: [*const i8; T] = std::array::from_fn(|i| acts.q.as_ptr().wrapping_add((t0 + i) * k));
                 let mut total = [[_mm256_setzero_ps(); T]; 2];
+                // whether this CPU gains from the hints (`prefetch`); later token passes find the record cached
+                let prefetch = t0 == 0 && crate::prefetch::enabled();
                 for b in 0..n_blocks {
                     // SAFETY (all reads below): record b lies inside `bytes`; activation row t0 + i
                     // holds k = 32 * n_blocks values; scales and sums hold (t0 + T) * n_blocks entries.
                     let rec = unsafe { bytes.as_ptr().add(b * layout.size) };
-                    if t0 == 0 {
+                    if prefetch {
                         unsafe { prefetch_ahead(rec, layout.size) };
                     }
                     for (h, half_total) in total.iter_mut().enumerate() {
@@ -433,12 +436,14 @@ macro_rules! avx2_kernels {
                 assert!(bytes.len() >= n_blocks * layout.size && acts.q.len() >= (t0 + T) * k && out.len() >= (t0 + T) * GROUP_ROWS);
                 assert!(acts.scale.len() >= (t0 + T) * n_blocks && acts.group_sum16.len() >= (t0 + T) * n_groups);
                 let mut total = [[_mm256_setzero_ps(); T]; 2];
+                // whether this CPU gains from the hints (`prefetch`); later token passes find the record cached
+                let prefetch = t0 == 0 && crate::prefetch::enabled();
                 for b in 0..n_blocks {
                     // SAFETY (all reads below): record b lies inside `bytes`; activation row t0 + i
                     // holds k = 256 * n_blocks values; scales hold (t0 + T) * n_blocks entries and
                     // group sums (t0 + T) * n_groups.
                     let rec = unsafe { bytes.as_ptr().add(b * layout.size) };
-                    if t0 == 0 {
+                    if prefetch {
                         unsafe { prefetch_ahead(rec, layout.size) };
                     }
                     let token_acts = std::array::from_fn(|i| acts.q.as_ptr().wrapping_add((t0 + i) * k + 256 * b));

@@ -92,7 +92,7 @@ unsafe fn record_codes<const KIND: u8>(rec: *const u8, codes_at: usize) -> [__m5
 /// Records ahead of the one in use that the first token step asks the L2 cache for: the
 /// hardware prefetcher alone left the kernels waiting on weight loads, and one record into L2
 /// decodes faster than two into L1 (Qwen Q4_K_M tg ~18.4 -> ~18.6-19.8 t/s, 2 threads), as on
-/// the AVX2 path.
+/// the AVX2 path (on an Intel Xeon; whether to prefetch at all is `prefetch`'s choice).
 const PREFETCH_RECORDS: usize = 1;
 
 /// Asks the L2 cache for the record `PREFETCH_RECORDS` after `rec` (a hint: addresses past the matrix are
@@ -184,11 +184,13 @@ unsafe fn small_block_tokens<const KIND: u8, const T: usize>(bytes: &[u8], acts:
     assert!(acts.scale.len() >= (t0 + T) * n_blocks && acts.group_sum.len() >= (t0 + T) * n_blocks);
     let a_rows: [*const i8; T] = std::array::from_fn(|i| acts.q.as_ptr().wrapping_add((t0 + i) * k));
     let mut total = [_mm512_setzero_ps(); T];
+    // whether this CPU gains from the hints (`prefetch`); later token passes find the record cached
+    let prefetch = t0 == 0 && crate::prefetch::enabled();
     for b in 0..n_blocks {
         // SAFETY (all reads below): record b lies inside `bytes`; activation row t0 + i
         // holds k = 32 * n_blocks values; scales and sums hold (t0 + T) * n_blocks entries.
         let rec = bytes.as_ptr().add(b * layout.size);
-        if t0 == 0 {
+        if prefetch {
             prefetch_ahead(rec, layout.size);
         }
         let codes = record_codes::<KIND>(rec, layout.codes);
@@ -312,12 +314,14 @@ unsafe fn superblock_tokens<const KIND: u8, const T: usize>(bytes: &[u8], acts: 
     assert!(bytes.len() >= n_blocks * layout.size && acts.q.len() >= (t0 + T) * k && out.len() >= (t0 + T) * GROUP_ROWS);
     assert!(acts.scale.len() >= (t0 + T) * n_blocks && acts.group_sum16.len() >= (t0 + T) * n_groups);
     let mut total = [_mm512_setzero_ps(); T];
+    // whether this CPU gains from the hints (`prefetch`); later token passes find the record cached
+    let prefetch = t0 == 0 && crate::prefetch::enabled();
     for b in 0..n_blocks {
         // SAFETY (all reads below): record b lies inside `bytes`; activation row t0 + i
         // holds k = 256 * n_blocks values; scales hold (t0 + T) * n_blocks entries and
         // group sums (t0 + T) * n_groups.
         let rec = bytes.as_ptr().add(b * layout.size);
-        if t0 == 0 {
+        if prefetch {
             prefetch_ahead(rec, layout.size);
         }
         let token_acts = std::array::from_fn(|i| acts.q.as_ptr().wrapping_add((t0 + i) * k + 256 * b));

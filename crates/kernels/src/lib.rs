@@ -12,6 +12,7 @@ mod interleaved_avx2;
 mod interleaved_avx512;
 pub mod isa;
 pub mod ops;
+pub mod prefetch;
 pub mod q4_1;
 pub mod q8;
 pub mod qmatmul;
