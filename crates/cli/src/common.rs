@@ -44,7 +44,7 @@ impl ModelArgs {
 pub fn init_kernels() -> anyhow::Result<hearth_kernels::Isa> {
     let isa = hearth_kernels::isa::init()?;
     let best = hearth_kernels::Isa::best();
-    let prefetch = if hearth_kernels::prefetch::enabled() { "on" } else { "off" };
+    let prefetch = if hearth_kernels::prefetch::init()? { "on" } else { "off" };
     if isa == best {
         tracing::info!(kernels = isa.name(), prefetch, "kernels: {isa}");
     } else {

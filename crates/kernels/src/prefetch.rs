@@ -10,27 +10,50 @@
 
 use std::sync::OnceLock;
 
+use crate::isa::IsaError;
+
 /// The environment variable that turns the prefetch on or off.
 pub const ENV: &str = "HEARTH_PREFETCH";
 
 static ENABLED: OnceLock<bool> = OnceLock::new();
 
-/// Whether the kernels ask for the next record ahead of use.
+/// The choice for a `HEARTH_PREFETCH` value (unset or empty: the CPU vendor's default).
+fn parse(value: Option<&str>, vendor: &str) -> Result<bool, IsaError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(!matches!(vendor, "AuthenticAMD" | "HygonGenuine")),
+        Some("on" | "1") => Ok(true),
+        Some("off" | "0") => Ok(false),
+        Some(other) => Err(IsaError(format!("{ENV}={other} is neither `on` nor `off`"))),
+    }
+}
+
+fn from_env() -> Result<bool, IsaError> {
+    parse(std::env::var(ENV).ok().as_deref(), &cpu_vendor())
+}
+
+/// Fixes the choice for the process (first call wins) and returns it; programs call this at
+/// startup so that a bad value is an error, as `isa::init` does for `HEARTH_KERNELS`.
+pub fn init() -> Result<bool, IsaError> {
+    if let Some(on) = ENABLED.get() {
+        return Ok(*on);
+    }
+    let on = from_env()?;
+    Ok(*ENABLED.get_or_init(|| on))
+}
+
+/// Whether the kernels ask for the next record ahead of use. Without an `init` call, a bad
+/// `HEARTH_PREFETCH` falls back to the vendor's default with a warning on stderr.
 pub fn enabled() -> bool {
-    *ENABLED.get_or_init(|| match std::env::var(ENV).as_deref() {
-        Ok("on" | "1") => true,
-        Ok("off" | "0") => false,
-        _ => default_for_this_cpu(),
+    *ENABLED.get_or_init(|| {
+        from_env().unwrap_or_else(|e| {
+            eprintln!("warning: {e}; using this CPU's default");
+            parse(None, &cpu_vendor()).unwrap_or(true)
+        })
     })
 }
 
-/// On, except on AMD (and Hygon) CPUs.
-fn default_for_this_cpu() -> bool {
-    !matches!(cpu_vendor().as_str(), "AuthenticAMD" | "HygonGenuine")
-}
-
 /// The CPUID vendor string ("GenuineIntel", "AuthenticAMD", ...); empty off x86-64.
-pub fn cpu_vendor() -> String {
+fn cpu_vendor() -> String {
     #[cfg(target_arch = "x86_64")]
     {
         let leaf = std::arch::x86_64::__cpuid(0);
@@ -46,9 +69,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_vendor_is_read_and_the_choice_is_stable() {
+    fn values_and_vendor_defaults_choose_and_bad_values_are_refused() {
+        assert!(!parse(None, "AuthenticAMD").unwrap());
+        assert!(!parse(Some(""), "HygonGenuine").unwrap());
+        assert!(parse(None, "GenuineIntel").unwrap());
+        assert!(parse(Some("on"), "AuthenticAMD").unwrap());
+        assert!(!parse(Some(" off "), "GenuineIntel").unwrap());
+        assert!(parse(Some("1"), "").unwrap());
+        let err = parse(Some("yes"), "GenuineIntel").unwrap_err().to_string();
+        assert!(err.contains("HEARTH_PREFETCH=yes"), "{err}");
         #[cfg(target_arch = "x86_64")]
         assert_eq!(cpu_vendor().len(), 12, "{:?}", cpu_vendor());
-        assert_eq!(enabled(), enabled());
     }
 }
