@@ -122,6 +122,39 @@ pub fn interleave_groups(dtype: QuantType, rows: usize, cols: usize, data: &[u8]
     });
 }
 
+/// One Q4_1 block of a row before packing: `d` and `min` as f16 bits, and its 32 codes (each
+/// 0..=15) in element order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Q4_1Block {
+    pub d: u16,
+    pub min: u16,
+    pub codes: [u8; 32],
+}
+
+/// The interleaved Q4_1 form of a `rows x cols` matrix built straight from its blocks:
+/// `fill(row, blocks)` writes row `row`'s `cols / 32` blocks, and the result is byte for byte
+/// what `interleave` makes of the same blocks in GGUF rows, without packing the codes into
+/// GGUF bytes first (a quantizer that tries many candidates, as AWQ's search does, skips a
+/// copy and a repack per candidate). The 16-row groups are built in parallel.
+pub fn interleave_q4_1_from(rows: usize, cols: usize, fill: impl Fn(usize, &mut [Q4_1Block]) + Sync) -> Vec<u8> {
+    assert!(cols.is_multiple_of(32), "Q4_1 rows are whole 32-element blocks");
+    let rec = record(QuantType::Q4_1);
+    let group_bytes = group_len(QuantType::Q4_1, cols);
+    let mut out = vec![0u8; interleaved_len(QuantType::Q4_1, rows, cols)];
+    out.par_chunks_mut(group_bytes.max(1)).enumerate().for_each(|(group, records)| {
+        let mut blocks = vec![Q4_1Block::default(); cols / 32];
+        for lane in 0..GROUP_ROWS.min(rows - group * GROUP_ROWS) {
+            fill(group * GROUP_ROWS + lane, &mut blocks);
+            for (block, dst) in blocks.iter().zip(records.chunks_exact_mut(rec.size)) {
+                dst[2 * lane..2 * lane + 2].copy_from_slice(&block.d.to_le_bytes());
+                dst[rec.mins + 2 * lane..rec.mins + 2 * lane + 2].copy_from_slice(&block.min.to_le_bytes());
+                place_codes(QuantType::Q4_1, &block.codes, lane, &mut dst[rec.codes..]);
+            }
+        }
+    });
+    out
+}
+
 /// Writes one row's unsigned codes of a block into lane `lane` of a record's codes.
 fn place_codes(dtype: QuantType, codes: &[u8], lane: usize, dst: &mut [u8]) {
     if dtype == QuantType::Q8_0 {
@@ -308,6 +341,26 @@ mod tests {
                     assert_eq!(got, want, "{dtype} {rows}x{cols} row {r}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn q4_1_blocks_interleave_like_their_gguf_rows() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(33);
+        for (rows, cols) in [(1, 32), (17, 96), (32, 64)] {
+            let blocks: Vec<Q4_1Block> = (0..rows * cols / 32)
+                .map(|_| Q4_1Block { d: rng.random(), min: rng.random(), codes: std::array::from_fn(|_| rng.random_range(0..16)) })
+                .collect();
+            let gguf: Vec<u8> = blocks
+                .iter()
+                .flat_map(|b| {
+                    let packed = (0..16).map(|j| b.codes[j] | (b.codes[j + 16] << 4));
+                    b.d.to_le_bytes().into_iter().chain(b.min.to_le_bytes()).chain(packed)
+                })
+                .collect();
+            let per_row = cols / 32;
+            let got = interleave_q4_1_from(rows, cols, |r, out| out.copy_from_slice(&blocks[r * per_row..(r + 1) * per_row]));
+            assert!(got == interleave(QuantType::Q4_1, rows, cols, &gguf), "{rows}x{cols}");
         }
     }
 

@@ -224,6 +224,41 @@ pub(crate) mod portable {
         total
     }
 
+    /// `out[r][t] = dot(a[r], x[t])` for every pair, each summed exactly as `dot` sums it (the
+    /// same lanes in the same order, then the same tail), in one pass over the slices (all of
+    /// one length): every vector loaded serves `T` (or `R`) products, and the `R * T`
+    /// accumulators stay in registers where the instruction set has enough of them.
+    #[inline(always)]
+    pub fn dot_block<const R: usize, const T: usize>(a: [&[f32]; R], x: [&[f32]; T]) -> [[f32; T]; R] {
+        let n = a[0].len();
+        assert!(a.iter().chain(&x).all(|v| v.len() == n));
+        let mut acc = [[[0f32; LANES]; T]; R];
+        let whole = n / LANES * LANES;
+        for c in 0..n / LANES {
+            let at = c * LANES;
+            // fixed-length views: the lane loops below compile to whole vectors, unchecked
+            let av: [&[f32; LANES]; R] = a.map(|v| v[at..at + LANES].try_into().expect("LANES floats"));
+            let xv: [&[f32; LANES]; T] = x.map(|v| v[at..at + LANES].try_into().expect("LANES floats"));
+            // lanes outermost: the loop vectorizes with every (row, token) pair in its body
+            for i in 0..LANES {
+                for r in 0..R {
+                    for t in 0..T {
+                        acc[r][t][i] += av[r][i] * xv[t][i];
+                    }
+                }
+            }
+        }
+        std::array::from_fn(|r| {
+            std::array::from_fn(|t| {
+                let mut total: f32 = acc[r][t].iter().sum();
+                for i in whole..n {
+                    total += a[r][i] * x[t][i];
+                }
+                total
+            })
+        })
+    }
+
     /// An f16 (its bits) as f32, exactly, in plain integer and float steps that vectorize in
     /// a loop on every path (half's conversion is a runtime-dispatched call per slice, which
     /// costs more than a short KV row): the exponent and mantissa are moved into f32 position
@@ -359,6 +394,20 @@ mod tests {
             let b: Vec<f32> = (0..n).map(|i| (i as f32).sin()).collect();
             let want: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
             assert!((dot(&a, &b) - want).abs() < 1e-3, "n={n}");
+        }
+    }
+
+    #[test]
+    fn dot_blocks_give_each_dot_bits() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(29);
+        for n in [0usize, 1, 15, 16, 17, 33, 100, 301] {
+            let v: Vec<Vec<f32>> = (0..8).map(|_| (0..n).map(|_| rng.random_range(-3.0..3.0)).collect()).collect();
+            let want = |r: usize, t: usize| dot(&v[r], &v[4 + t]).to_bits();
+            let got = portable::dot_block::<2, 2>([&v[0], &v[1]], [&v[4], &v[5]]);
+            assert_eq!(got.map(|row| row.map(f32::to_bits)), [[want(0, 0), want(0, 1)], [want(1, 0), want(1, 1)]], "2x2 n={n}");
+            let got = portable::dot_block::<4, 4>([&v[0], &v[1], &v[2], &v[3]], [&v[4], &v[5], &v[6], &v[7]]);
+            assert_eq!(got.map(|row| row.map(f32::to_bits)), std::array::from_fn(|r| std::array::from_fn(|t| want(r, t))), "4x4 n={n}");
         }
     }
 

@@ -301,26 +301,77 @@ unsafe fn run_task(
     }
 }
 
-/// Buffers of the float-weight path: one weight row as f32, the task's results `[token][16]`.
+/// Buffers of the float-weight path: the task's weight rows as f32 (`[row][col]`), its results
+/// `[token][16]`.
 #[derive(Default)]
 pub(crate) struct FloatScratch {
-    row: Vec<f32>,
+    rows: Vec<f32>,
     out: Vec<f32>,
 }
 
+/// Activation floats a token block of the float path keeps in the L2 cache while every row
+/// block of the task reads it (128 KiB: half of the smallest L2 in use, room for the rows).
+const FLOAT_BLOCK_FLOATS: usize = 32 * 1024;
+
 /// Float (f32, f16, bf16) weight rows `rows` (at most 16) times `m` activation rows into
-/// `scratch.out` (the body `dispatch` compiles per instruction set).
+/// `scratch.out` (the body `dispatch` compiles per instruction set). The rows are converted
+/// once, then `R` rows meet `T` tokens at a time (`dot_block`: each activation and weight
+/// vector loaded serves several products), over token blocks small enough to stay cached.
+/// Every product is summed exactly as `portable::dot` sums it, so the bits are a plain dot's
+/// whatever the block.
 #[inline(always)]
-pub(crate) fn float_rows(w: &QMatrix<'_>, x: &[f32], m: usize, rows: std::ops::Range<usize>, scratch: &mut FloatScratch) {
-    let cols = w.cols;
-    scratch.row.resize(cols, 0.0);
+pub(crate) fn float_rows<const R: usize, const T: usize>(w: &QMatrix<'_>, x: &[f32], m: usize, rows: std::ops::Range<usize>, scratch: &mut FloatScratch) {
+    use crate::ops::portable::{dot, dot_block};
+    let (cols, n_rows) = (w.cols, rows.len());
     scratch.out.resize(m * GROUP_ROWS, 0.0);
     let row_bytes = w.row_bytes();
-    for (i, r) in rows.enumerate() {
-        let bytes = &w.data[r * row_bytes..(r + 1) * row_bytes];
-        float_row(w.dtype, bytes, &mut scratch.row);
-        for t in 0..m {
-            scratch.out[t * GROUP_ROWS + i] = crate::ops::portable::dot(&scratch.row, &x[t * cols..(t + 1) * cols]);
+    if m < T {
+        // too few tokens to share a vector load: one row at a time, converted into a buffer
+        // that stays in L1 (decode reads each weight once either way)
+        scratch.rows.resize(cols, 0.0);
+        for (i, r) in rows.enumerate() {
+            float_row(w.dtype, &w.data[r * row_bytes..(r + 1) * row_bytes], &mut scratch.rows);
+            for t in 0..m {
+                scratch.out[t * GROUP_ROWS + i] = dot(&scratch.rows, &x[t * cols..(t + 1) * cols]);
+            }
+        }
+        return;
+    }
+    scratch.rows.resize(n_rows * cols, 0.0);
+    for (row, r) in scratch.rows.chunks_exact_mut(cols.max(1)).zip(rows) {
+        float_row(w.dtype, &w.data[r * row_bytes..(r + 1) * row_bytes], row);
+    }
+    let weight_row = |i: usize| &scratch.rows[i * cols..(i + 1) * cols];
+    let token = |t: usize| &x[t * cols..(t + 1) * cols];
+    let block = (FLOAT_BLOCK_FLOATS / cols.max(1)).max(T) / T * T;
+    let out = &mut scratch.out;
+    for t0 in (0..m).step_by(block) {
+        let t_end = (t0 + block).min(m);
+        let whole_tokens = t0 + (t_end - t0) / T * T;
+        for i0 in (0..n_rows).step_by(R) {
+            if i0 + R <= n_rows {
+                let a: [&[f32]; R] = std::array::from_fn(|k| weight_row(i0 + k));
+                for t in (t0..whole_tokens).step_by(T) {
+                    let products = dot_block::<R, T>(a, std::array::from_fn(|k| token(t + k)));
+                    for (k, row) in products.iter().enumerate() {
+                        for (j, &v) in row.iter().enumerate() {
+                            out[(t + j) * GROUP_ROWS + i0 + k] = v;
+                        }
+                    }
+                }
+                for t in whole_tokens..t_end {
+                    let products = dot_block::<R, 1>(a, [token(t)]);
+                    for (k, row) in products.iter().enumerate() {
+                        out[t * GROUP_ROWS + i0 + k] = row[0];
+                    }
+                }
+            } else {
+                for i in i0..n_rows {
+                    for t in t0..t_end {
+                        out[t * GROUP_ROWS + i] = dot(weight_row(i), token(t));
+                    }
+                }
+            }
         }
     }
 }
@@ -573,6 +624,35 @@ mod tests {
                     for kernels in &tables[1..] {
                         assert!(run(kernels) == want, "{dtype} {} interleaved {} m {m}", kernels.isa.name(), w.interleaved);
                     }
+                }
+            }
+        }
+    }
+
+    /// Float weights: every path's product is, bit for bit, a plain `dot` of the row as f32
+    /// with the token, for row counts, token counts and lengths that leave odd pairs and tails
+    /// (and token blocks: 8960 columns take two or four tokens a block).
+    #[test]
+    fn float_products_are_plain_dots() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(23);
+        let tables = crate::dispatch::runnable_tables();
+        for (dtype, rows, cols) in [(QuantType::F32, 37, 37), (QuantType::BF16, 18, 301), (QuantType::F16, 3, 8960)] {
+            let bytes = random_blocks(&mut rng, dtype, rows, cols);
+            let w = QMatrix::new(dtype, rows, cols, &bytes).unwrap();
+            for m in [1usize, 2, 7, 21] {
+                let x: Vec<f32> = (0..m * cols).map(|_| rng.random_range(-2.0..2.0)).collect();
+                let mut row = vec![0f32; cols];
+                let mut want = vec![0u32; m * rows];
+                for r in 0..rows {
+                    w.dequantize_row(r, &mut row);
+                    for t in 0..m {
+                        want[t * rows + r] = crate::ops::portable::dot(&row, &x[t * cols..(t + 1) * cols]).to_bits();
+                    }
+                }
+                for kernels in &tables {
+                    let mut out = vec![0f32; m * rows];
+                    matmul_many_on(kernels, &[w], &x, m, &mut [&mut out]);
+                    assert!(out.iter().map(|v| v.to_bits()).eq(want.iter().copied()), "{dtype} {rows}x{cols} m {m} on {}", kernels.isa.name());
                 }
             }
         }

@@ -4,7 +4,6 @@
 //! calibration rows. The search always includes `s = 1` (plain round-to-nearest), so on the
 //! calibration sample the chosen scales are never worse than RTN.
 
-use hearth_kernels::ops::dot;
 use hearth_kernels::{QMatrix, QuantType};
 use rayon::prelude::*;
 
@@ -78,14 +77,12 @@ fn weight_mean(mats: &[Matrix<'_>], cols: usize, group: usize) -> Vec<f32> {
     sum.into_iter().map(|s| (s / rows.max(1) as f64) as f32).collect()
 }
 
-/// `x W^T` in f32, laid out `[row][token]`.
+/// `x W^T` in f32, laid out `[token][row]` (the float kernels sum each product as `dot` does).
 fn float_outputs(m: &Matrix<'_>, cols: usize, x: &[f32], n: usize) -> Vec<f32> {
-    let mut out = vec![0f32; m.rows * n];
-    out.par_chunks_mut(n).zip(m.data.par_chunks(cols)).for_each(|(o, w)| {
-        for (t, v) in o.iter_mut().enumerate() {
-            *v = dot(w, &x[t * cols..(t + 1) * cols]);
-        }
-    });
+    let bytes: Vec<u8> = m.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let matrix = QMatrix::new(QuantType::F32, m.rows, cols, &bytes).expect("f32 rows of any length");
+    let mut out = vec![0f32; n * m.rows];
+    matrix.matmul(x, n, &mut out);
     out
 }
 
@@ -95,17 +92,23 @@ fn quantized_loss(mats: &[Matrix<'_>], cols: usize, x: &[f32], n: usize, referen
     let scaled_x: Vec<f32> = x.chunks_exact(cols).flat_map(|row| row.iter().zip(s).map(|(v, s)| v / s)).collect();
     let (mut total, mut count) = (0f64, 0usize);
     for (m, reference) in mats.iter().zip(reference) {
-        let q4 = rtn::scaled_q4_1(m.data, cols, group, s);
-        let matrix = QMatrix::new(QuantType::Q4_1, m.rows, cols, &q4).expect("Q4_1 rows of a multiple of 32");
+        let q4 = rtn::scaled_q4_1_interleaved(m.data, cols, group, s);
+        let matrix = QMatrix::interleaved(QuantType::Q4_1, m.rows, cols, &q4).expect("Q4_1 rows of a multiple of 32");
         let mut out = vec![0f32; n * m.rows];
         matrix.matmul(&scaled_x, n, &mut out);
-        for r in 0..m.rows {
-            for t in 0..n {
-                let d = (out[t * m.rows + r] - reference[r * n + t]) as f64;
-                total += d * d;
-            }
-        }
+        total += squared_error(&out, reference, m.rows);
         count += m.rows * n;
     }
     total / count.max(1) as f64
+}
+
+/// Sum of squared differences of two `[token][row]` outputs: per token in parallel, then the
+/// tokens in order (the same sum on any number of threads).
+fn squared_error(out: &[f32], reference: &[f32], rows: usize) -> f64 {
+    let per_token: Vec<f64> = out
+        .par_chunks(rows)
+        .zip(reference.par_chunks(rows))
+        .map(|(o, r)| o.iter().zip(r).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum())
+        .collect();
+    per_token.iter().sum()
 }

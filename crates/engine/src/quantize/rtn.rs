@@ -2,6 +2,7 @@
 //! group of input features (the groups need not be contiguous: GPTQ's act order scatters them).
 
 use half::f16;
+use hearth_kernels::interleaved::{self, Q4_1Block};
 use hearth_model::int4::Int4Codes;
 use rayon::prelude::*;
 
@@ -45,40 +46,40 @@ pub fn quantize(w: &[f32], rows: usize, cols: usize, groups: &[u32], zero: Zero)
 }
 
 /// Asymmetric round-to-nearest of `W * diag(s)` over contiguous groups of `group` (a multiple
-/// of 32), straight into Q4_1 rows: the same values `quantize` then `to_q4_1` give, in one
-/// pass without intermediate copies (AWQ's search quantizes every candidate this way).
-pub fn scaled_q4_1(w: &[f32], cols: usize, group: usize, s: &[f32]) -> Vec<u8> {
+/// of 32), straight into the interleaved Q4_1 form the kernels read (`QMatrix::interleaved`):
+/// the same values `quantize` then `to_q4_1` give, in one pass without intermediate copies
+/// or a repack (AWQ's search quantizes every candidate this way).
+pub fn scaled_q4_1_interleaved(w: &[f32], cols: usize, group: usize, s: &[f32]) -> Vec<u8> {
+    assert!(group.is_multiple_of(32) && cols.is_multiple_of(group) && s.len() == cols);
+    interleaved::interleave_q4_1_from(w.len() / cols, cols, |r, blocks| {
+        scaled_q4_1_row(&w[r * cols..(r + 1) * cols], group, s, blocks)
+    })
+}
+
+/// One row of `scaled_q4_1_interleaved`: its Q4_1 blocks, group by group.
+fn scaled_q4_1_row(row: &[f32], group: usize, s: &[f32], blocks: &mut [Q4_1Block]) {
     const BLOCK: usize = 32;
-    const BLOCK_BYTES: usize = 20;
-    let row_bytes = cols / BLOCK * BLOCK_BYTES;
-    let mut out = vec![0u8; w.len() / cols * row_bytes];
-    out.par_chunks_mut(row_bytes).zip(w.par_chunks(cols)).for_each(|(q_row, row)| {
-        let mut scaled = vec![0f32; group];
-        for ((q_group, w_group), s_group) in q_row.chunks_mut(group / BLOCK * BLOCK_BYTES).zip(row.chunks(group)).zip(s.chunks(group)) {
-            for ((x, &w), &s) in scaled.iter_mut().zip(w_group).zip(s_group) {
-                *x = w * s;
-            }
-            let (lo, hi) = range_with_zero(&scaled);
-            let (scale, zero) = asymmetric_range(lo, hi);
-            let scale = f16::from_f32(scale);
-            let min = f16::from_f32(-zero * scale.to_f32());
-            let inv = 1.0 / scale.to_f32();
-            // + 0.5 then truncation rounds the non-negative codes to nearest
-            let offset = zero + 0.5;
-            for (block, x) in q_group.chunks_exact_mut(BLOCK_BYTES).zip(scaled.chunks_exact(BLOCK)) {
-                block[0..2].copy_from_slice(&scale.to_le_bytes());
-                block[2..4].copy_from_slice(&min.to_le_bytes());
-                let mut codes = [0u8; BLOCK];
-                for (c, &v) in codes.iter_mut().zip(x) {
-                    *c = (v * inv + offset).clamp(0.0, 15.0) as u8;
-                }
-                for j in 0..BLOCK / 2 {
-                    block[4 + j] = codes[j] | (codes[j + BLOCK / 2] << 4);
-                }
+    let mut scaled = vec![0f32; group];
+    for ((group_blocks, w_group), s_group) in blocks.chunks_mut(group / BLOCK).zip(row.chunks(group)).zip(s.chunks(group)) {
+        for ((x, &w), &s) in scaled.iter_mut().zip(w_group).zip(s_group) {
+            *x = w * s;
+        }
+        let (lo, hi) = range_with_zero(&scaled);
+        let (scale, zero) = asymmetric_range(lo, hi);
+        let scale = f16::from_f32(scale);
+        let min = f16::from_f32(-zero * scale.to_f32());
+        let inv = 1.0 / scale.to_f32();
+        // + 0.5 then truncation rounds the non-negative codes to nearest
+        let offset = zero + 0.5;
+        for (block, x) in group_blocks.iter_mut().zip(scaled.chunks_exact(BLOCK)) {
+            block.d = scale.to_bits();
+            block.min = min.to_bits();
+            for (c, &v) in block.codes.iter_mut().zip(x) {
+                // through i32: the same value (clamped to 0..=15), and a conversion that vectorizes
+                *c = (v * inv + offset).clamp(0.0, 15.0) as i32 as u8;
             }
         }
-    });
-    out
+    }
 }
 
 /// The f16-exact scale and the zero point that map [lo, hi] (which holds 0) onto codes 0..=15.
@@ -169,13 +170,14 @@ mod tests {
 
     #[test]
     fn the_one_pass_q4_1_path_matches_quantize_then_repack() {
-        let (rows, cols, group) = (6, 256, 128);
+        let (rows, cols, group) = (19, 256, 128);
         let w: Vec<f32> = (0..rows * cols).map(|k| ((k * 53 % 97) as f32 - 45.0) * 0.013).collect();
         let s: Vec<f32> = (0..cols).map(|c| 0.5 + (c % 7) as f32 * 0.25).collect();
         let scaled: Vec<f32> = w.chunks(cols).flat_map(|r| r.iter().zip(&s).map(|(w, s)| w * s)).collect();
         let groups = contiguous_groups(cols, group);
-        let expected = hearth_model::int4::to_q4_1(&quantize(&scaled, rows, cols, &groups, Zero::Asymmetric), &groups, None);
-        let got = scaled_q4_1(&w, cols, group, &s);
+        let gguf = hearth_model::int4::to_q4_1(&quantize(&scaled, rows, cols, &groups, Zero::Asymmetric), &groups, None);
+        let expected = interleaved::interleave(hearth_kernels::QuantType::Q4_1, rows, cols, &gguf);
+        let got = scaled_q4_1_interleaved(&w, cols, group, &s);
         assert_eq!(got.len(), expected.len());
         // codes may differ where w*s rounds a hair differently; they never differ by more than one
         let mismatched = got.iter().zip(&expected).filter(|(a, b)| a != b).count();
