@@ -75,11 +75,19 @@ fn scaled_q4_1_row(row: &[f32], group: usize, s: &[f32], blocks: &mut [Q4_1Block
             block.d = scale.to_bits();
             block.min = min.to_bits();
             for (c, &v) in block.codes.iter_mut().zip(x) {
-                // through i32: the same value (clamped to 0..=15), and a conversion that vectorizes
-                *c = (v * inv + offset).clamp(0.0, 15.0) as i32 as u8;
+                *c = code_of(v * inv + offset);
             }
         }
     }
+}
+
+/// `y.clamp(0.0, 15.0) as u8` (a NaN gives 0), in steps that vectorize on every x86-64
+/// (a float-to-int cast does not: its saturation is scalarized): `max` first maps NaN to 0,
+/// and an integer of 0..=15 plus 2^23 holds itself in the low mantissa bits.
+#[inline(always)]
+fn code_of(y: f32) -> u8 {
+    const INTEGER_BIAS: f32 = 8_388_608.0;
+    ((y.max(0.0).min(15.0).floor() + INTEGER_BIAS).to_bits() & 0xF) as u8
 }
 
 /// The f16-exact scale and the zero point that map [lo, hi] (which holds 0) onto codes 0..=15.
@@ -182,6 +190,15 @@ mod tests {
         // codes may differ where w*s rounds a hair differently; they never differ by more than one
         let mismatched = got.iter().zip(&expected).filter(|(a, b)| a != b).count();
         assert!(mismatched * 100 <= got.len(), "{mismatched} of {} bytes differ", got.len());
+    }
+
+    #[test]
+    fn codes_are_the_clamped_truncation() {
+        let specials = [f32::NAN, -f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, 14.999999, 15.0, 15.5, 16.0, 1e30, -1e30, 0.49999997, 0.5, 7.5];
+        let sweep = (0..4000).map(|i| i as f32 * 0.00437 - 1.0);
+        for y in specials.into_iter().chain(sweep) {
+            assert_eq!(code_of(y), y.clamp(0.0, 15.0) as u8, "{y}");
+        }
     }
 
     #[test]
