@@ -44,10 +44,10 @@ pub(crate) struct PortableKernels {
 }
 
 /// Wrappers of every portable body carrying the given target-feature attributes.
-/// `float_block` is the (weight rows, tokens) block of the float path's register tile
-/// (`qmatmul::float_rows`): as large as the instruction set's registers hold.
+/// `float_tile` is the float path's register tile (`qmatmul::float_rows`): its weight rows,
+/// its tokens, and the function computing it, as large as the instruction set's registers hold.
 macro_rules! portable_kernels {
-    (float_block = ($rows:literal, $tokens:literal) $(, #[$feature:meta])*) => {{
+    (float_tile = ($rows:literal, $tokens:literal, $tile:expr) $(, #[$feature:meta])*) => {{
         $(#[$feature])*
         unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
             ops::portable::dot(a, b)
@@ -83,7 +83,7 @@ macro_rules! portable_kernels {
         }
         $(#[$feature])*
         unsafe fn float_rows(w: &QMatrix<'_>, x: &[f32], m: usize, rows: Range<usize>, scratch: &mut qmatmul::FloatScratch) {
-            qmatmul::float_rows::<$rows, $tokens>(w, x, m, rows, scratch)
+            qmatmul::float_rows::<$rows, $tokens>(w, x, m, rows, scratch, $tile)
         }
         PortableKernels { dot, rms_norm_rows, silu_mul, softmax, add_in_place, rotate_pairs, quantize_row, attention_job, float_rows }
     }};
@@ -93,7 +93,7 @@ static SCALAR: Kernels = Kernels {
     isa: Isa::Scalar,
     group_matmul: crate::interleaved::group_matmul_scalar,
     f16_row: ops::f16_row_portable,
-    portable: portable_kernels!(float_block = (2, 2)),
+    portable: portable_kernels!(float_tile = (2, 2, ops::portable::dot_block::<2, 2>)),
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -101,7 +101,11 @@ static AVX2: Kernels = Kernels {
     isa: Isa::Avx2,
     group_matmul: crate::interleaved_avx2::plain::group_matmul,
     f16_row: ops::f16_row_f16c,
-    portable: portable_kernels!(float_block = (2, 2), #[target_feature(enable = "avx2,fma,f16c")]),
+    portable: portable_kernels!(
+        // SAFETY: this table runs only where AVX2 (and so AVX) is present.
+        float_tile = (2, 2, |a, x| unsafe { crate::float_tile_x86::dot_2x2(a, x) }),
+        #[target_feature(enable = "avx2,fma,f16c")]
+    ),
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -109,7 +113,11 @@ static AVX2_VNNI: Kernels = Kernels {
     isa: Isa::Avx2Vnni,
     group_matmul: crate::interleaved_avx2::vnni::group_matmul,
     f16_row: ops::f16_row_f16c,
-    portable: portable_kernels!(float_block = (2, 2), #[target_feature(enable = "avx2,fma,f16c")]),
+    portable: portable_kernels!(
+        // SAFETY: this table runs only where AVX2 (and so AVX) is present.
+        float_tile = (2, 2, |a, x| unsafe { crate::float_tile_x86::dot_2x2(a, x) }),
+        #[target_feature(enable = "avx2,fma,f16c")]
+    ),
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -117,7 +125,11 @@ static AVX512: Kernels = Kernels {
     isa: Isa::Avx512,
     group_matmul: crate::interleaved_avx512::group_matmul,
     f16_row: ops::f16_row_f16c,
-    portable: portable_kernels!(float_block = (4, 4), #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]),
+    portable: portable_kernels!(
+        // SAFETY: this table runs only where AVX-512F is present.
+        float_tile = (4, 4, |a, x| unsafe { crate::float_tile_x86::dot_4x4(a, x) }),
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+    ),
 };
 
 /// The table of `isa`, or None when this CPU cannot run it.

@@ -5,6 +5,8 @@
 pub mod attention;
 pub mod blocks;
 mod dispatch;
+#[cfg(target_arch = "x86_64")]
+mod float_tile_x86;
 pub mod interleaved;
 #[cfg(target_arch = "x86_64")]
 mod interleaved_avx2;

@@ -226,8 +226,9 @@ pub(crate) mod portable {
 
     /// `out[r][t] = dot(a[r], x[t])` for every pair, each summed exactly as `dot` sums it (the
     /// same lanes in the same order, then the same tail), in one pass over the slices (all of
-    /// one length): every vector loaded serves `T` (or `R`) products, and the `R * T`
-    /// accumulators stay in registers where the instruction set has enough of them.
+    /// one length): every vector loaded serves `T` (or `R`) products. The portable form of the
+    /// float path's tiles (LLVM keeps its accumulators in memory; `float_tile_x86` holds the
+    /// register-resident AVX2 and AVX-512 ones).
     #[inline(always)]
     pub fn dot_block<const R: usize, const T: usize>(a: [&[f32]; R], x: [&[f32]; T]) -> [[f32; T]; R] {
         let n = a[0].len();

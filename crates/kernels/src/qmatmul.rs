@@ -315,12 +315,20 @@ const FLOAT_BLOCK_FLOATS: usize = 32 * 1024;
 
 /// Float (f32, f16, bf16) weight rows `rows` (at most 16) times `m` activation rows into
 /// `scratch.out` (the body `dispatch` compiles per instruction set). The rows are converted
-/// once, then `R` rows meet `T` tokens at a time (`dot_block`: each activation and weight
-/// vector loaded serves several products), over token blocks small enough to stay cached.
+/// once, then `R` rows meet `T` tokens at a time (`tile`, that path's register tile: each
+/// activation and weight vector loaded serves several products), over token blocks small
+/// enough to stay cached.
 /// Every product is summed exactly as `portable::dot` sums it, so the bits are a plain dot's
 /// whatever the block.
 #[inline(always)]
-pub(crate) fn float_rows<const R: usize, const T: usize>(w: &QMatrix<'_>, x: &[f32], m: usize, rows: std::ops::Range<usize>, scratch: &mut FloatScratch) {
+pub(crate) fn float_rows<const R: usize, const T: usize>(
+    w: &QMatrix<'_>,
+    x: &[f32],
+    m: usize,
+    rows: std::ops::Range<usize>,
+    scratch: &mut FloatScratch,
+    tile: impl Fn([&[f32]; R], [&[f32]; T]) -> [[f32; T]; R],
+) {
     use crate::ops::portable::{dot, dot_block};
     let (cols, n_rows) = (w.cols, rows.len());
     scratch.out.resize(m * GROUP_ROWS, 0.0);
@@ -352,7 +360,7 @@ pub(crate) fn float_rows<const R: usize, const T: usize>(w: &QMatrix<'_>, x: &[f
             if i0 + R <= n_rows {
                 let a: [&[f32]; R] = std::array::from_fn(|k| weight_row(i0 + k));
                 for t in (t0..whole_tokens).step_by(T) {
-                    let products = dot_block::<R, T>(a, std::array::from_fn(|k| token(t + k)));
+                    let products = tile(a, std::array::from_fn(|k| token(t + k)));
                     for (k, row) in products.iter().enumerate() {
                         for (j, &v) in row.iter().enumerate() {
                             out[(t + j) * GROUP_ROWS + i0 + k] = v;
