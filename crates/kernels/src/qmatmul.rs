@@ -638,13 +638,15 @@ mod tests {
     }
 
     /// Float weights: every path's product is, bit for bit, a plain `dot` of the row as f32
-    /// with the token, for row counts, token counts and lengths that leave odd pairs and tails
-    /// (and token blocks: 8960 columns take two or four tokens a block).
+    /// with the token, for row counts, token counts and lengths that leave rows and tokens
+    /// outside whole tiles, lane tails, and several token blocks (2100 columns take 12 or 14
+    /// tokens a block, 8960 columns two or four).
     #[test]
     fn float_products_are_plain_dots() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(23);
         let tables = crate::dispatch::runnable_tables();
-        for (dtype, rows, cols) in [(QuantType::F32, 37, 37), (QuantType::BF16, 18, 301), (QuantType::F16, 3, 8960)] {
+        let shapes = [(QuantType::F32, 37, 37), (QuantType::BF16, 18, 301), (QuantType::F16, 21, 2100), (QuantType::BF16, 5, 8960)];
+        for (dtype, rows, cols) in shapes {
             let bytes = random_blocks(&mut rng, dtype, rows, cols);
             let w = QMatrix::new(dtype, rows, cols, &bytes).unwrap();
             for m in [1usize, 2, 7, 21] {
