@@ -7,23 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::ops::portable::LANES;
-
-/// The lanes of each accumulator summed in order, then the scalar tail, as `dot` finishes.
-#[inline(always)]
-fn finish<const R: usize, const T: usize>(lanes: &[[[f32; LANES]; T]; R], a: [&[f32]; R], x: [&[f32]; T]) -> [[f32; T]; R] {
-    let n = a[0].len();
-    let whole = n / LANES * LANES;
-    std::array::from_fn(|r| {
-        std::array::from_fn(|t| {
-            let mut total: f32 = lanes[r][t].iter().sum();
-            for i in whole..n {
-                total += a[r][i] * x[t][i];
-            }
-            total
-        })
-    })
-}
+use crate::ops::portable::{finish_tile, LANES};
 
 /// `dot(a[r], x[t])` for 4 rows and 4 tokens: 16 zmm accumulators, 8 loads per 256 products.
 ///
@@ -51,7 +35,7 @@ pub(crate) unsafe fn dot_4x4(a: [&[f32]; 4], x: [&[f32]; 4]) -> [[f32; 4]; 4] {
             unsafe { _mm512_storeu_ps(lanes[r][t].as_mut_ptr(), acc[r][t]) };
         }
     }
-    finish(&lanes, a, x)
+    finish_tile(&lanes, a, x)
 }
 
 /// `dot(a[r], x[t])` for 2 rows and 2 tokens: each accumulator two ymm halves (lanes 0..8 and
@@ -84,7 +68,7 @@ pub(crate) unsafe fn dot_2x2(a: [&[f32]; 2], x: [&[f32]; 2]) -> [[f32; 2]; 2] {
             }
         }
     }
-    finish(&lanes, a, x)
+    finish_tile(&lanes, a, x)
 }
 
 #[cfg(test)]

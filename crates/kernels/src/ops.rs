@@ -234,7 +234,6 @@ pub(crate) mod portable {
         let n = a[0].len();
         assert!(a.iter().chain(&x).all(|v| v.len() == n));
         let mut acc = [[[0f32; LANES]; T]; R];
-        let whole = n / LANES * LANES;
         for c in 0..n / LANES {
             let at = c * LANES;
             // fixed-length views: the lane loops below compile to whole vectors, unchecked
@@ -249,9 +248,18 @@ pub(crate) mod portable {
                 }
             }
         }
+        finish_tile(&acc, a, x)
+    }
+
+    /// A tile's products from its lane sums (`lanes[r][t]`): the lanes summed in order, then
+    /// the scalar tail, as `dot` finishes.
+    #[inline(always)]
+    pub(crate) fn finish_tile<const R: usize, const T: usize>(lanes: &[[[f32; LANES]; T]; R], a: [&[f32]; R], x: [&[f32]; T]) -> [[f32; T]; R] {
+        let n = a[0].len();
+        let whole = n / LANES * LANES;
         std::array::from_fn(|r| {
             std::array::from_fn(|t| {
-                let mut total: f32 = acc[r][t].iter().sum();
+                let mut total: f32 = lanes[r][t].iter().sum();
                 for i in whole..n {
                     total += a[r][i] * x[t][i];
                 }
