@@ -329,7 +329,7 @@ pub(crate) fn float_rows<const R: usize, const T: usize>(
     scratch: &mut FloatScratch,
     tile: impl Fn([&[f32]; R], [&[f32]; T]) -> [[f32; T]; R],
 ) {
-    use crate::ops::portable::{dot, dot_block};
+    use crate::ops::portable::dot;
     let (cols, n_rows) = (w.cols, rows.len());
     scratch.out.resize(m * GROUP_ROWS, 0.0);
     let row_bytes = w.row_bytes();
@@ -357,7 +357,8 @@ pub(crate) fn float_rows<const R: usize, const T: usize>(
         let t_end = (t0 + block).min(m);
         let whole_tokens = t0 + (t_end - t0) / T * T;
         for i0 in (0..n_rows).step_by(R) {
-            if i0 + R <= n_rows {
+            let whole_rows = i0 + R <= n_rows;
+            if whole_rows {
                 let a: [&[f32]; R] = std::array::from_fn(|k| weight_row(i0 + k));
                 for t in (t0..whole_tokens).step_by(T) {
                     let products = tile(a, std::array::from_fn(|k| token(t + k)));
@@ -367,17 +368,12 @@ pub(crate) fn float_rows<const R: usize, const T: usize>(
                         }
                     }
                 }
-                for t in whole_tokens..t_end {
-                    let products = dot_block::<R, 1>(a, [token(t)]);
-                    for (k, row) in products.iter().enumerate() {
-                        out[t * GROUP_ROWS + i0 + k] = row[0];
-                    }
-                }
-            } else {
-                for i in i0..n_rows {
-                    for t in t0..t_end {
-                        out[t * GROUP_ROWS + i] = dot(weight_row(i), token(t));
-                    }
+            }
+            // the pairs outside whole tiles: plain dots (the same bits)
+            let first_plain = if whole_rows { whole_tokens } else { t0 };
+            for i in i0..(i0 + R).min(n_rows) {
+                for t in first_plain..t_end {
+                    out[t * GROUP_ROWS + i] = dot(weight_row(i), token(t));
                 }
             }
         }
