@@ -1,14 +1,12 @@
 //! hearth itself as the primary backend and an Ollama stub as the fallback: hearth is killed
 //! mid-run and every client request still completes, through the fallback, none lost.
 
-mod support;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_hearth_mid_run_loses_no_request() {

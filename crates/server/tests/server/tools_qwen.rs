@@ -4,11 +4,9 @@
 //! with a tool result, streamed calls that assemble to the same answer, and JSON Schema and
 //! json_object outputs sampled at temperature 1 that always validate.
 
-mod support;
-
 use hearth_engine::EngineConfig;
 use serde_json::{json, Value};
-use support::*;
+use crate::support::*;
 
 fn weather_tools() -> Value {
     json!([

@@ -1,8 +1,6 @@
 //! hearth driven by a real OpenAI client (the async-openai crate): model list, chat and
 //! completions, streaming and not, parsed into the SDK's own types.
 
-mod support;
-
 use async_openai::config::OpenAIConfig;
 use async_openai::types::{
     ChatCompletionRequestSystemMessageArgs, ChatCompletionRequestUserMessageArgs, ChatCompletionStreamOptions,
@@ -10,7 +8,7 @@ use async_openai::types::{
 };
 use async_openai::Client;
 use futures_util::StreamExt;
-use support::*;
+use crate::support::*;
 
 fn sdk(server: &TestServer, key: &str) -> Client<OpenAIConfig> {
     Client::with_config(OpenAIConfig::new().with_api_base(server.url("/v1")).with_api_key(key))

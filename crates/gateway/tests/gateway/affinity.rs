@@ -3,15 +3,13 @@
 //! spills; a dead one is skipped without losing a request; sessions keep their replica;
 //! round robin takes each replica in turn.
 
-mod support;
-
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::*;
+use crate::support::*;
 
 async fn three_replicas(balancing: &str) -> (String, Vec<Arc<Stub>>, hearth_testkit::ScratchDir) {
     let mut stubs = Vec::new();

@@ -3,10 +3,8 @@
 //! route; a stream that has begun ends with one error event and `[DONE]`, never with junk
 //! relayed or a false clean end.
 
-mod support;
-
 use serde_json::Value;
-use support::*;
+use crate::support::*;
 
 const MAPPING: &str = "models:\n  - name: coder\n    routes:\n      - provider: a\n        model: up-a\n      - provider: b\n        model: up-b\n";
 

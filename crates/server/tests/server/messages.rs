@@ -2,10 +2,8 @@
 //! their order (each `event:` name matching its data's type), a forced tool_use and a
 //! tool_result round trip, count_tokens, x-api-key, and errors in Anthropic's shape.
 
-mod support;
-
 use serde_json::{json, Value};
-use support::*;
+use crate::support::*;
 
 /// (event name, data) of each frame of an Anthropic stream.
 async fn anthropic_events(server: &TestServer, body: &Value) -> Vec<(String, Value)> {

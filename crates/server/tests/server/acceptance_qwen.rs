@@ -2,11 +2,9 @@
 //! model (Qwen2.5-Coder-1.5B-Instruct): health, model listing, the prime-function chat, and the
 //! "Count from 1 to 5" stream, whose greedy text must equal the reference runtime's.
 
-mod support;
-
 use hearth_engine::EngineConfig;
 use serde_json::{json, Value};
-use support::*;
+use crate::support::*;
 
 const SERVED: &str = "Qwen/Qwen2.5-Coder-1.5B-Instruct";
 

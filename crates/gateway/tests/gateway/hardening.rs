@@ -2,15 +2,13 @@
 //! its cap refused with a 503, and a backend that closes keep-alive connections under the next
 //! request loses no request and trips no breaker.
 
-mod support;
-
 use std::time::Duration;
 
 use hearth_gateway::FrontLimits;
 use hearth_http::ConnectionLimits;
 use hearth_testkit::closing_server::ClosingServer;
 use hearth_testkit::raw_http::{read_until_closed, wait_until};
-use support::*;
+use crate::support::*;
 
 const MAPPING: &str = "models:\n  - name: coder\n    routes:\n      - provider: closing\n        model: up\n";
 

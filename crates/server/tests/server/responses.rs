@@ -2,10 +2,8 @@
 //! `previous_response_id` (in memory, and in SQLite across a restart), the stored response's
 //! routes, and errors in OpenAI's shape with a 4xx on every route.
 
-mod support;
-
 use serde_json::{json, Value};
-use support::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_sdk_drives_responses() {

@@ -2,10 +2,8 @@
 //! API does, `--no-ui` turns the pages off, and `/status` follows the engine (loading, model,
 //! KV capacity, kernel path, counters and latency histograms after a request).
 
-mod support;
-
 use serde_json::{json, Value};
-use support::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_are_open_and_the_api_keeps_its_key() {

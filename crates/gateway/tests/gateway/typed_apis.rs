@@ -3,10 +3,8 @@
 //! request on to the next route), with Anthropic-shaped errors and `x-api-key` on /v1/messages,
 //! and a clear error naming the backends when none speaks the API.
 
-mod support;
-
 use serde_json::{json, Value};
-use support::*;
+use crate::support::*;
 
 async fn send(url: &str, path: &str, body: &Value) -> reqwest::Response {
     reqwest::Client::new().post(format!("{url}{path}")).json(body).send().await.unwrap()

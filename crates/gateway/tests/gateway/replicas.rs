@@ -4,13 +4,11 @@
 //! replica, where it hits again, and no request is lost. The gateway reads each replica's
 //! load from its `/metrics` page.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use serde_json::{json, Value};
-use support::*;
+use crate::support::*;
 
 const GROUPS: usize = 4;
 

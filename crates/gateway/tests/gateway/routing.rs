@@ -2,12 +2,10 @@
 //! byte, circuit breaker, health probes, load balancing, Ollama translation, context-window
 //! fallback, timeouts, keys with limits and recorded usage, streaming passthrough.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::*;
+use crate::support::*;
 
 fn two_route_mapping(first: &str, second: &str) -> String {
     format!("models:\n  - name: coder\n    aliases: [Qwen/Qwen2.5-Coder-7B-Instruct-AWQ]\n    routes:\n      - provider: {first}\n        model: up-{first}\n      - provider: {second}\n        model: up-{second}\n")

@@ -2,11 +2,9 @@
 //! the spec-decode counters move only for requests that speculate, and a bad opt-out value is
 //! a 400.
 
-mod support;
-
 use hearth_engine::{EngineConfig, SpecConfig};
 use serde_json::json;
-use support::*;
+use crate::support::*;
 
 const ASK: &str = "Repeat this line three times exactly: let total = items.iter().map(|item| item.price * item.count).sum();";
 

@@ -2,10 +2,8 @@
 //! that assemble to the non-streamed answer, the counts Ollama reports), a schema `format`,
 //! the management routes' 501, Ollama's error shape, and the official `ollama` Python client.
 
-mod support;
-
 use serde_json::{json, Value};
-use support::*;
+use crate::support::*;
 
 /// The JSON lines of an NDJSON answer.
 async fn ndjson(server: &TestServer, path: &str, body: &Value) -> Vec<Value> {

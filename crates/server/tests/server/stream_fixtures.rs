@@ -4,10 +4,8 @@
 //! from run to run (ids, clocks, generated text, prefix-cache hits) is masked before comparing.
 //! `HEARTH_WRITE_FIXTURES=1` rewrites the files (review the diff against the specification).
 
-mod support;
-
 use serde_json::{json, Value};
-use support::*;
+use crate::support::*;
 
 /// String fields whose values are ids or generated text.
 const MASKED_STRINGS: [&str; 7] = ["id", "item_id", "call_id", "delta", "text", "arguments", "partial_json"];

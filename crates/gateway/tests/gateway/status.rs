@@ -1,11 +1,9 @@
 //! The gateway's `/status` (per backend: health, breaker, in flight, requests, answer latency)
 //! and its web pages, which `--no-ui` turns off.
 
-mod support;
-
 use hearth_gateway::FrontLimits;
 use serde_json::Value;
-use support::*;
+use crate::support::*;
 
 fn mapping() -> String {
     "models:\n  - name: coder\n    routes:\n      - provider: a\n        model: up-a\n      - provider: b\n        model: up-b\n".to_string()

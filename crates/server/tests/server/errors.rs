@@ -1,10 +1,8 @@
 //! Errors as OpenAI error objects with the right status: bad JSON and parameters, unknown
 //! models, context overflow (LiteLLM's sentence), API keys, body size, a full queue, loading.
 
-mod support;
-
 use serde_json::{json, Value};
-use support::*;
+use crate::support::*;
 
 fn assert_error(status: u16, body: &Value, want_status: u16, param: Option<&str>) {
     assert_eq!(status, want_status, "{body}");

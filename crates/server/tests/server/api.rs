@@ -1,10 +1,8 @@
 //! The HTTP API over raw requests: SSE framing and chunk order, usage arithmetic,
 //! determinism, seeds, stop strings, every sampling parameter, tokenize, metrics.
 
-mod support;
-
 use serde_json::{json, Value};
-use support::*;
+use crate::support::*;
 
 fn content(response: &Value, i: usize) -> &str {
     response["choices"][i]["message"]["content"].as_str().expect("content")
