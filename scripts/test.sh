@@ -4,8 +4,9 @@
 # runs `cargo test --release --workspace`, reruns the model-level golden tests on the AVX2 path
 # when the machine's best path is AVX-512, checks the README's first command (`cargo run
 # --release -- serve` fetching the default model into an empty folder), the web UI in headless
-# Chromium, the static binary in an empty chroot and its FROM-scratch image, and the Helm chart
-# (the libFuzzer runs only with HEARTH_FUZZ_SECONDS set).
+# Chromium, Claude Code and Codex CLI running a task against hearth serve, the static binary in
+# an empty chroot and its FROM-scratch image, and the Helm chart (the libFuzzer runs only with
+# HEARTH_FUZZ_SECONDS set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,6 +61,10 @@ bash scripts/check-first-run.sh
 
 # The playground and the dashboard in headless Chromium (screenshots in target/ui-screenshots).
 bash scripts/check-ui.sh
+
+# Real coding agents (Claude Code, Codex CLI; pinned, from npm) each run a scripted task against
+# hearth serve on the default model: every request answered, each agent reaches its end.
+bash scripts/check-agents.sh
 
 # The Helm chart: rendered for default and multi-replica values, validated against the
 # Kubernetes schemas, and its gateway configuration loaded by the gateway (about a minute).

@@ -139,10 +139,19 @@ pub async fn errors(http: &Http, model: &str) -> CheckResult {
     if r.record(&x) {
         check_error(&mut r, "malformed JSON", &x, 400);
     }
-    let x = http.post("/v1/chat/completions", &chat_body(model, "hi", json!({"max_tokens": 10_000_000}))).await;
+    // a prompt longer than the context by itself (each "word " is a token or more)
+    let words = context_length(http, model).await.map_or(150_000, |tokens| tokens as usize + 64);
+    let x = http.post("/v1/chat/completions", &chat_body(model, &"word ".repeat(words), json!({"max_tokens": 16}))).await;
     if r.record(&x) {
-        let message = check_error(&mut r, "context overflow", &x, 400).unwrap_or_default();
+        let message = check_error(&mut r, "prompt longer than the context", &x, 400).unwrap_or_default();
         r.check("context overflow: the message says \"maximum context length\" (LiteLLM's trigger)", message.contains("maximum context length"));
     }
     r
+}
+
+/// The context length `/v1/models` gives for `model` (vLLM's and hearth's `max_model_len`).
+pub async fn context_length(http: &Http, model: &str) -> Option<u64> {
+    let listing = http.get("/v1/models").await.json()?;
+    let entry = listing["data"].as_array()?.iter().find(|m| m["id"] == model)?.clone();
+    entry["max_model_len"].as_u64()
 }

@@ -52,12 +52,28 @@ impl Http {
         self.send(reqwest::Method::POST, path, Some(body.to_string()), format!("POST {path}\n{body}")).await
     }
 
+    /// POSTs with extra headers and reads the answer only until `until` appears in it (or it
+    /// ends); then the connection is dropped, which stops a long generation on the server.
+    pub async fn post_opening(&self, path: &str, body: &Value, headers: &[(&str, &str)], until: &str) -> Exchange {
+        let described = format!("POST {path}\n{}", serde_json::to_string_pretty(body).unwrap_or_default());
+        let request = Outgoing { method: reqwest::Method::POST, path, body: Some(body.to_string()), headers, until: Some(until) };
+        self.exchange(request, described).await
+    }
+
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<String>, described: String) -> Exchange {
+        self.exchange(Outgoing { method, path, body, headers: &[], until: None }, described).await
+    }
+
+    async fn exchange(&self, outgoing: Outgoing<'_>, described: String) -> Exchange {
+        let Outgoing { method, path, body, headers, until } = outgoing;
         let url = format!("{}{}", self.base, path);
         let build = |client: &reqwest::Client| {
             let mut request = client.request(method.clone(), &url);
             if let Some(key) = &self.api_key {
                 request = request.bearer_auth(key);
+            }
+            for (name, value) in headers {
+                request = request.header(*name, *value);
             }
             if let Some(body) = &body {
                 request = request.header("content-type", "application/json").body(body.clone());
@@ -74,7 +90,12 @@ impl Http {
                 let mut bytes = Vec::new();
                 while let Some(piece) = stream.next().await {
                     match piece {
-                        Ok(b) => bytes.extend_from_slice(&b),
+                        Ok(b) => {
+                            bytes.extend_from_slice(&b);
+                            if until.is_some_and(|marker| String::from_utf8_lossy(&bytes).contains(marker)) {
+                                break;
+                            }
+                        }
                         Err(e) => {
                             exchange.transport_error = Some(format!("the body broke off: {e}"));
                             break;
@@ -88,6 +109,16 @@ impl Http {
         exchange.elapsed = started.elapsed();
         exchange
     }
+}
+
+/// A request as `exchange` sends it.
+struct Outgoing<'a> {
+    method: reqwest::Method,
+    path: &'a str,
+    body: Option<String>,
+    headers: &'a [(&'a str, &'a str)],
+    /// Stop reading once the answer contains this.
+    until: Option<&'a str>,
 }
 
 fn header(response: &reqwest::Response, name: &str) -> String {

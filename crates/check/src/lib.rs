@@ -1,7 +1,8 @@
 //! `hearth check`: an acceptance suite for any OpenAI-compatible endpoint (health, models,
 //! chat compliance, streaming, sampling controls, errors, tool calls, structured outputs, the
-//! Responses and Messages APIs, code quality, performance) with a Markdown or JSON report.
+//! Responses and Messages APIs, coding agents' request shapes, code quality, performance) with a Markdown or JSON report.
 
+pub mod agents;
 pub mod codegen;
 pub mod compliance;
 pub mod http;
@@ -88,6 +89,7 @@ pub async fn run_suite(config: &CheckConfig, mut progress: impl FnMut(usize, &Ch
         push(tools::structured_output(&http, model).await, &mut results);
         push(protocols::responses(&http, model).await, &mut results);
         push(protocols::messages(&http, model).await, &mut results);
+        push(agents::agents(&http, model).await, &mut results);
         push(codegen::code_quality(&http, model, &config.python, config.min_pass_rate).await, &mut results);
         if !config.skip_performance {
             push(perf::performance(&config.url, config.api_key.as_deref(), model).await, &mut results);

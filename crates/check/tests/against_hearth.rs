@@ -1,5 +1,5 @@
 //! `hearth check` against hearth itself, serving the default model in-process: every check
-//! passes, the performance probe included.
+//! passes, the performance probe and the coding agents' request shapes included.
 
 use std::time::Duration;
 
@@ -32,11 +32,12 @@ async fn hearth_passes_its_own_acceptance_suite() {
     let markdown = report.to_markdown();
     assert!(report.passed(), "{markdown}");
     assert_eq!(report.model.as_deref(), Some("qwen-coder"));
-    assert_eq!(seen.len(), 12, "progress saw every check");
+    assert_eq!(seen.len(), 13, "progress saw every check");
     for result in &report.results {
         assert!(result.passed(), "{} failed:\n{markdown}", result.name);
         assert!(!result.validations.is_empty(), "{} validated nothing", result.name);
     }
     assert!(markdown.contains("| Endpoint | Status | Notes |"));
     assert!(markdown.contains("pass@1"));
+    assert!(markdown.contains("the server generates until the context is full"), "hearth's max_tokens behaviour is named:\n{markdown}");
 }

@@ -94,6 +94,11 @@ pub struct EngineArgs {
     /// Turn off reuse of cached prompt prefixes
     #[arg(long)]
     pub no_prefix_caching: bool,
+    /// Refuse a max_tokens larger than what the context has left after the prompt with a 400
+    /// (vLLM's behaviour); by default such a request generates until the context is full and
+    /// ends with finish reason `length` (llama.cpp's and Ollama's)
+    #[arg(long)]
+    pub strict_max_tokens: bool,
     /// Target duration of one engine step in seconds: where long prefills would take longer,
     /// the step's token budget shrinks so that aborts and new requests are seen in time
     #[arg(long, default_value_t = hearth_engine::config::DEFAULT_MAX_STEP_SECONDS)]
@@ -135,6 +140,7 @@ impl EngineArgs {
             ("max-num-batched-tokens", self.max_num_batched_tokens.to_string()),
             ("max-num-seqs", self.max_num_seqs.to_string()),
             ("prefix-caching", (!self.no_prefix_caching).to_string()),
+            ("strict-max-tokens", self.strict_max_tokens.to_string()),
             ("max-step-seconds", self.max_step_seconds.to_string()),
             ("speculative", speculative),
         ]
@@ -152,6 +158,10 @@ impl EngineArgs {
             max_model_len: self.max_model_len,
             prefix_caching: !self.no_prefix_caching,
             max_step_seconds: self.max_step_seconds,
+            max_tokens_policy: match self.strict_max_tokens {
+                true => hearth_engine::MaxTokensPolicy::Strict,
+                false => hearth_engine::MaxTokensPolicy::UpToContext,
+            },
             speculative: (self.speculative == Speculative::Ngram).then_some(hearth_engine::SpecConfig {
                 num_speculative_tokens: self.num_speculative_tokens,
                 ngram_min: self.ngram_min,

@@ -2,6 +2,7 @@
 
 use hearth_model::ModelConfig;
 
+use crate::generate::MaxTokensPolicy;
 use crate::kv::PagedKv;
 use crate::spec::SpecConfig;
 
@@ -23,6 +24,9 @@ pub struct EngineConfig {
     /// Target wall time of one step: the token budget shrinks below `max_num_batched_tokens`
     /// where this machine needs longer for it, so that aborts and arrivals are seen in time.
     pub max_step_seconds: f64,
+    /// What a `max_tokens` beyond what the context has left does (default: generate until
+    /// the context is full; `Strict`: vLLM's 400).
+    pub max_tokens_policy: MaxTokensPolicy,
 }
 
 /// The default concurrency limit on CPUs: with 2-16 cores decode throughput stops growing
@@ -46,6 +50,7 @@ impl Default for EngineConfig {
             prefix_caching: true,
             speculative: None,
             max_step_seconds: DEFAULT_MAX_STEP_SECONDS,
+            max_tokens_policy: MaxTokensPolicy::UpToContext,
         }
     }
 }

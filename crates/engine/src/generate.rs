@@ -104,7 +104,7 @@ pub fn generate(
         return Err(GenerateError::EmptyPrompt);
     }
     sampling.validate(model.config().vocab_size).map_err(GenerateError::InvalidParams)?;
-    let max_new = budget(prompt.len(), stop.max_tokens, context_limit)?;
+    let max_new = budget(prompt.len(), stop.max_tokens, context_limit, MaxTokensPolicy::UpToContext)?.max_new;
     let mut processor = TokenProcessor::new(tokenizer, prompt, sampling, stop, max_new);
     let mut cache = model.new_cache();
     let started = Instant::now();
@@ -126,16 +126,63 @@ pub fn generate(
     Ok(Generation { text, tokens, finish_reason, prompt_tokens: prompt.len(), prefill_time, decode_time: decode_start.elapsed() })
 }
 
-/// How many tokens may be generated, or the OpenAI-style context error.
-pub fn budget(prompt: usize, max_tokens: Option<usize>, context_limit: usize) -> Result<usize, GenerateError> {
-    let completion = max_tokens.unwrap_or(context_limit.saturating_sub(prompt));
-    if prompt + completion > context_limit || prompt >= context_limit {
-        return Err(GenerateError::ContextOverflow { limit: context_limit, requested: prompt + completion, prompt, completion });
+/// What a `max_tokens` larger than what the context has left after the prompt does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MaxTokensPolicy {
+    /// Generate until the context is full and finish with `length` (llama.cpp's and Ollama's
+    /// behaviour; agents such as Claude Code send `max_tokens` 32000 whatever the prompt).
+    #[default]
+    UpToContext,
+    /// Refuse the request with the context-length error (vLLM's behaviour).
+    Strict,
+}
+
+/// How many tokens a request may generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub max_new: usize,
+    /// The `max_tokens` asked for, when it was cut to what the context has left.
+    pub cut_from: Option<usize>,
+}
+
+/// How many tokens may be generated, or the OpenAI-style context error: always when the
+/// prompt alone fills the context, and for a larger `max_tokens` under the strict policy.
+pub fn budget(prompt: usize, max_tokens: Option<usize>, context_limit: usize, policy: MaxTokensPolicy) -> Result<Budget, GenerateError> {
+    let left = context_limit.saturating_sub(prompt);
+    let completion = max_tokens.unwrap_or(left);
+    let overflow = || GenerateError::ContextOverflow { limit: context_limit, requested: prompt + completion, prompt, completion };
+    if prompt >= context_limit {
+        return Err(overflow());
     }
-    Ok(completion)
+    if completion <= left {
+        return Ok(Budget { max_new: completion, cut_from: None });
+    }
+    match policy {
+        MaxTokensPolicy::Strict => Err(overflow()),
+        MaxTokensPolicy::UpToContext => Ok(Budget { max_new: left, cut_from: Some(completion) }),
+    }
 }
 
 fn forward_last(model: &Model, cache: &mut hearth_model::KvCache, tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
     let mut out = model.forward(&mut [SeqSpan { tokens, cache, logits: LogitsWanted::Last }])?;
     Ok(out.remove(0))
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn max_tokens_beyond_the_context_is_cut_or_refused_by_policy() {
+        let up_to = MaxTokensPolicy::UpToContext;
+        assert_eq!(budget(10, Some(5), 100, up_to).unwrap(), Budget { max_new: 5, cut_from: None });
+        assert_eq!(budget(10, None, 100, up_to).unwrap(), Budget { max_new: 90, cut_from: None });
+        assert_eq!(budget(10, Some(90), 100, up_to).unwrap(), Budget { max_new: 90, cut_from: None }, "exactly full");
+        assert_eq!(budget(10, Some(32000), 100, up_to).unwrap(), Budget { max_new: 90, cut_from: Some(32000) });
+        assert!(matches!(budget(100, Some(1), 100, up_to), Err(GenerateError::ContextOverflow { prompt: 100, completion: 1, .. })));
+        assert!(matches!(budget(120, None, 100, up_to), Err(GenerateError::ContextOverflow { prompt: 120, completion: 0, .. })));
+        let strict = MaxTokensPolicy::Strict;
+        assert_eq!(budget(10, Some(90), 100, strict).unwrap().max_new, 90);
+        assert!(matches!(budget(10, Some(91), 100, strict), Err(GenerateError::ContextOverflow { requested: 101, .. })));
+    }
 }

@@ -13,7 +13,7 @@ use crate::bundle::ModelBundle;
 use crate::config::{ConfigError, EngineConfig, KvPlan};
 use crate::core::{EngineCore, Speculation};
 use crate::decode::TokenProcessor;
-use crate::generate::{budget, GenerateError};
+use crate::generate::{budget, GenerateError, MaxTokensPolicy};
 use crate::metrics::EngineMetrics;
 use crate::request::{EngineEvent, EngineRequest, Request};
 use crate::sched::SchedConfig;
@@ -32,6 +32,7 @@ pub struct EngineInfo {
     pub vocab_size: usize,
     pub model_bytes: usize,
     pub max_num_seqs: usize,
+    pub max_tokens_policy: MaxTokensPolicy,
 }
 
 /// A running engine. Cheap to share behind an `Arc`.
@@ -84,6 +85,7 @@ impl EngineHandle {
             vocab_size: model.config().vocab_size,
             model_bytes: model.weight_bytes(),
             max_num_seqs: config.max_num_seqs,
+            max_tokens_policy: config.max_tokens_policy,
         };
         log_startup(&info);
         let metrics = Arc::new(EngineMetrics::default());
@@ -133,8 +135,17 @@ impl EngineHandle {
         if let Some(&bad) = request.prompt.iter().find(|&&t| t as usize >= self.info.vocab_size) {
             return Err(GenerateError::InvalidParams(format!("token id {bad} is not in the vocabulary")));
         }
-        let max_new = budget(request.prompt.len(), request.stop.max_tokens, self.info.plan.max_model_len)?;
+        let limit = self.info.plan.max_model_len;
+        let budget = budget(request.prompt.len(), request.stop.max_tokens, limit, self.info.max_tokens_policy)?;
+        let max_new = budget.max_new;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Some(asked) = budget.cut_from {
+            tracing::info!(
+                request = id,
+                "max_tokens {asked} is more than the {max_new} tokens the {limit}-token context has left after the {}-token prompt: generating at most {max_new} (finish reason length; --strict-max-tokens refuses such requests)",
+                request.prompt.len()
+            );
+        }
         let processor = TokenProcessor::new(&self.tokenizer, &request.prompt, request.sampling, &request.stop, max_new)
             .with_constraint(request.constraint);
         let (events_tx, events_rx) = unbounded_channel();

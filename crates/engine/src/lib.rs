@@ -20,7 +20,7 @@ pub mod spec;
 mod tensor_out;
 
 pub use bundle::{ChatMessage, GenerationDefaults, LoadError, ModelBundle};
-pub use generate::{budget, generate, FinishReason, GenerateError, Generation, StopConditions, TokenEvent};
+pub use generate::{budget, generate, Budget, MaxTokensPolicy, FinishReason, GenerateError, Generation, StopConditions, TokenEvent};
 pub use sample::{Sampled, Sampler, SamplingParams};
 pub use config::{EngineConfig, KvPlan};
 pub use spec::SpecConfig;

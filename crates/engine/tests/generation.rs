@@ -66,8 +66,13 @@ fn same_seed_same_text_and_context_overflow_is_an_error() {
     let a = run(&bundle, &prompt, sampling.clone(), &stop);
     let b = run(&bundle, &prompt, sampling, &stop);
     assert_eq!(a.tokens, b.tokens);
-    let err = generate(&bundle.model, &bundle.tokenizer, &prompt, SamplingParams::greedy(),
-        &StopConditions { max_tokens: Some(10), ..Default::default() }, 8, |_| ControlFlow::Continue(()))
-        .unwrap_err();
-    assert_eq!(err.to_string(), "This model's maximum context length is 8 tokens. However, you requested 14 tokens (4 in the messages, 10 in the completion). Please reduce the length of the messages or completion.");
+    let generate_within = |stop: &StopConditions, limit: usize| {
+        generate(&bundle.model, &bundle.tokenizer, &prompt, SamplingParams::greedy(), stop, limit, |_| ControlFlow::Continue(()))
+    };
+    // max_tokens beyond what the context has left: generation runs to the context's end
+    let cut = generate_within(&StopConditions { max_tokens: Some(10), ignore_eos: true, ..Default::default() }, 8).unwrap();
+    assert_eq!((prompt.len(), cut.tokens.len(), cut.finish_reason), (4, 4, FinishReason::Length));
+    // a prompt that fills the context by itself is the context error
+    let err = generate_within(&StopConditions { max_tokens: Some(10), ..Default::default() }, 4).unwrap_err();
+    assert_eq!(err.to_string(), "This model's maximum context length is 4 tokens. However, you requested 14 tokens (4 in the messages, 10 in the completion). Please reduce the length of the messages or completion.");
 }

@@ -30,7 +30,43 @@ pub struct MessagesRequest {
     /// Accepted and not used (`metadata.user_id`).
     #[serde(default)]
     pub metadata: Option<Value>,
+    /// Extended thinking: `enabled` (with `budget_tokens`), `adaptive` or `disabled`.
+    #[serde(default)]
+    pub thinking: Option<ThinkingConfig>,
+    /// `effort` (reasoning effort) and `format` (a JSON schema the answer follows).
+    #[serde(default)]
+    pub output_config: Option<OutputConfig>,
+    /// Server-side context editing (e.g. clearing old thinking blocks); accepted: hearth keeps
+    /// no thinking blocks of earlier turns in the prompt, which is what those edits ask for.
+    #[serde(default)]
+    pub context_management: Option<Value>,
     /// Fields hearth does not know; the server names them in a warning.
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+/// `thinking`: whether the model reasons before it answers, where it has such a switch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThinkingConfig {
+    /// `enabled`, `adaptive` or `disabled`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub budget_tokens: Option<u32>,
+    /// `summarized` or `omitted`: how thinking is shown.
+    #[serde(default)]
+    pub display: Option<String>,
+}
+
+/// `output_config`: reasoning effort and a structured-output format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputConfig {
+    /// `low`, `medium`, `high` or `max`.
+    #[serde(default)]
+    pub effort: Option<String>,
+    /// `{"type": "json_schema", "schema": {...}}`.
+    #[serde(default)]
+    pub format: Option<Value>,
     #[serde(flatten)]
     pub unknown: Map<String, Value>,
 }
@@ -45,6 +81,8 @@ pub struct CountTokensRequest {
     pub system: Option<TextOrBlocks>,
     #[serde(default)]
     pub tools: Option<Vec<AnthropicTool>>,
+    #[serde(default)]
+    pub thinking: Option<ThinkingConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,7 +118,16 @@ pub enum ContentBlock {
         #[serde(default)]
         is_error: Option<bool>,
     },
-    /// Any other block type (image, document, thinking...): refused by the server by name.
+    /// The model's reasoning in an earlier assistant turn (sent back by agents).
+    Thinking {
+        thinking: String,
+        #[serde(default)]
+        signature: Option<String>,
+    },
+    RedactedThinking {
+        data: String,
+    },
+    /// Any other block type (image, document...): refused by the server by name.
     #[serde(untagged)]
     Other(Value),
 }

@@ -29,6 +29,12 @@ pub struct ChatCompletionRequest {
     pub tool_choice: Option<Value>,
     #[serde(default)]
     pub response_format: Option<Value>,
+    /// `low`, `medium` or `high`: the chat template's `reasoning_effort` where it has one.
+    #[serde(default)]
+    pub reasoning_effort: Option<String>,
+    /// Extra chat-template variables (vLLM's), e.g. `{"enable_thinking": false}`.
+    #[serde(default)]
+    pub chat_template_kwargs: Option<Map<String, Value>>,
     #[serde(flatten)]
     pub sampling: SamplingFields,
     /// Fields hearth does not know; the server names them in a warning.

@@ -21,6 +21,10 @@ pub struct OllamaChatRequest {
     /// Accepted; the model stays loaded for the server's life.
     #[serde(default)]
     pub keep_alive: Option<Value>,
+    /// Thinking on or off (`true`/`false`, or a level such as `"high"`), for models that have
+    /// the switch.
+    #[serde(default)]
+    pub think: Option<Value>,
     #[serde(flatten)]
     pub unknown: Map<String, Value>,
 }

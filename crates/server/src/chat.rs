@@ -12,6 +12,7 @@ use hearth_protocol::{ChatChoice, ChatCompletionRequest, ChatCompletionResponse,
 use hearth_tokenizer::ChatInputs;
 use hearth_tools::parse_reply;
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::access_log::RequestLog;
 use crate::body::parse_body;
@@ -42,7 +43,9 @@ pub async fn chat_completions(
         (true, n) => Some(n.unwrap_or(0) as usize),
         (false, None) => None,
     };
-    let conversation = Conversation::new(request.messages, request.tools, request.tool_choice.as_ref(), request.parallel_tool_calls)?;
+    let effort = request.reasoning_effort.map(|effort| ("reasoning_effort".to_string(), Value::String(effort)));
+    let conversation = Conversation::new(request.messages, request.tools, request.tool_choice.as_ref(), request.parallel_tool_calls)?
+        .with_template_kwargs(request.chat_template_kwargs.unwrap_or_default().into_iter().chain(effort));
     let ask = Ask {
         fields: request.sampling,
         max_tokens: request.max_completion_tokens.or(request.max_tokens),
@@ -160,22 +163,81 @@ fn join_text_parts(index: usize, parts: &[hearth_protocol::ContentPart]) -> Resu
     Ok(texts.join("\n"))
 }
 
-/// Renders the chat template and tokenizes the prompt.
+/// Renders the chat template and tokenizes the prompt. `kwargs` are extra template variables
+/// (`enable_thinking`, `reasoning_effort`...). System messages after the first turn (Claude
+/// Code sends its environment notes so) are rendered where they stand; a template that refuses
+/// them there gets them merged into the leading system prompt instead.
 pub fn render_chat(
     model: &ServedModel,
     messages: &[ChatMessageIn],
     tools: Option<&Vec<serde_json::Value>>,
     add_generation_prompt: bool,
+    kwargs: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<Vec<u32>, ApiError> {
     if messages.is_empty() {
         return Err(ApiError::bad_request("messages must not be empty", Some("messages")));
     }
-    let converted = messages.iter().enumerate().map(|(i, m)| template_message(i, m)).collect::<Result<Vec<_>, _>>()?;
     let template = model
         .template
         .as_ref()
         .ok_or_else(|| ApiError::bad_request("The model has no chat template; pass --chat-template to the server", None))?;
-    let inputs = ChatInputs { messages: &converted, tools, add_generation_prompt };
-    let text = template.render(&inputs).map_err(|e| ApiError::bad_request(e.to_string(), Some("messages")))?;
+    let render = |messages: &[ChatMessageIn]| {
+        let converted = messages.iter().enumerate().map(|(i, m)| template_message(i, m)).collect::<Result<Vec<_>, _>>()?;
+        let inputs = ChatInputs { messages: &converted, tools, add_generation_prompt };
+        template.render_with(&inputs, kwargs).map_err(|e| ApiError::bad_request(e.to_string(), Some("messages")))
+    };
+    let text = match render(messages) {
+        Err(error) if has_late_system_message(messages) => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!("the chat template refuses system messages after the first turn ({}): merging them into the leading system prompt", error.body.error.message);
+            });
+            render(&merge_system_messages(messages))?
+        }
+        rendered => rendered?,
+    };
     model.tokenizer().encode(&text).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+fn is_system(message: &ChatMessageIn) -> bool {
+    matches!(message.role.as_str(), "system" | "developer")
+}
+
+fn has_late_system_message(messages: &[ChatMessageIn]) -> bool {
+    messages.iter().skip(1).any(is_system)
+}
+
+/// The messages with every system (or developer) message's text joined, in order, into one
+/// leading system message.
+fn merge_system_messages(messages: &[ChatMessageIn]) -> Vec<ChatMessageIn> {
+    let texts: Vec<String> = messages
+        .iter()
+        .filter(|m| is_system(m))
+        .map(|m| match &m.content {
+            Some(MessageContent::Text(text)) => text.clone(),
+            Some(MessageContent::Parts(parts)) => parts.iter().filter_map(|p| p.text.clone()).collect::<Vec<_>>().join("\n"),
+            None => String::new(),
+        })
+        .collect();
+    std::iter::once(ChatMessageIn::text("system", texts.join("\n\n"))).chain(messages.iter().filter(|m| !is_system(m)).cloned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_messages_merge_into_one_leading_prompt_in_order() {
+        let messages = vec![
+            ChatMessageIn::text("system", "Be terse."),
+            ChatMessageIn::text("user", "hi"),
+            ChatMessageIn::text("system", "The date is today."),
+        ];
+        assert!(has_late_system_message(&messages));
+        let merged = merge_system_messages(&messages);
+        assert_eq!(merged, vec![ChatMessageIn::text("system", "Be terse.\n\nThe date is today."), ChatMessageIn::text("user", "hi")]);
+        assert!(!has_late_system_message(&merged));
+        let late_only = merge_system_messages(&messages[1..]);
+        assert_eq!(late_only[0], ChatMessageIn::text("system", "The date is today."));
+    }
 }

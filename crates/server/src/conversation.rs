@@ -4,7 +4,7 @@
 
 use hearth_protocol::{ChatMessageIn, SamplingFields};
 use hearth_tools::{parse_reply, ParsedReply};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::chat::render_chat;
 use crate::error::ApiError;
@@ -20,6 +20,8 @@ pub struct Conversation {
     pub tools: ToolPlan,
     /// The offered tools in Chat Completions' shape, for the chat template.
     openai_tools: Option<Vec<Value>>,
+    /// Extra chat-template variables (`enable_thinking`, `reasoning_effort`...).
+    template_kwargs: Map<String, Value>,
 }
 
 /// What a front door asks the engine for, in Chat Completions' terms.
@@ -48,7 +50,16 @@ impl Conversation {
     /// `tools` in Chat Completions' shape; `choice` and `parallel` as its request has them.
     pub fn new(messages: Vec<ChatMessageIn>, tools: Option<Vec<Value>>, choice: Option<&Value>, parallel: Option<bool>) -> Result<Self, ApiError> {
         let plan = ToolPlan::from_request(tools.as_ref(), choice, parallel)?;
-        Ok(Conversation { messages, tools: plan, openai_tools: tools })
+        Ok(Conversation { messages, tools: plan, openai_tools: tools, template_kwargs: Map::new() })
+    }
+
+    /// Sets template variables; a variable set twice keeps its first value (what the client
+    /// named explicitly comes first).
+    pub fn with_template_kwargs(mut self, kwargs: impl IntoIterator<Item = (String, Value)>) -> Self {
+        for (name, value) in kwargs {
+            self.template_kwargs.entry(name).or_insert(value);
+        }
+        self
     }
 
     /// The tools the chat template shows the model.
@@ -58,7 +69,7 @@ impl Conversation {
 
     /// The prompt: the template rendered with a generation prompt, tokenized.
     pub fn render(&self, model: &ServedModel) -> Result<Vec<u32>, ApiError> {
-        render_chat(model, &self.messages, self.template_tools(), true)
+        render_chat(model, &self.messages, self.template_tools(), true, &self.template_kwargs)
     }
 
     /// Renders the prompt and starts the generation.

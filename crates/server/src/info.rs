@@ -66,7 +66,7 @@ pub async fn tokenize(
             false => tokenizer.encode(&prompt),
         }
         .map_err(|e| ApiError::internal(e.to_string()))?,
-        (None, Some(messages)) => render_chat(&model, &messages, None, request.add_generation_prompt.unwrap_or(true))?,
+        (None, Some(messages)) => render_chat(&model, &messages, None, request.add_generation_prompt.unwrap_or(true), &Default::default())?,
         _ => return Err(ApiError::bad_request("Give exactly one of `prompt` and `messages`.", None)),
     };
     let token_strs = request.return_token_strs.unwrap_or(false).then(|| {

@@ -227,11 +227,32 @@ async fn refuse_declared_oversize(
     }
 }
 
-/// Fields hearth does not know are named in a warning (as vLLM does), not silently dropped.
+/// Fields hearth does not know are named in a warning (as vLLM does), not silently dropped;
+/// each name once per process, since agents send the same fields with every request.
 pub(crate) fn warn_unknown_fields(unknown: &serde_json::Map<String, serde_json::Value>) {
-    if !unknown.is_empty() {
-        tracing::warn!("ignoring request fields hearth does not know: {}", loggable_names(unknown.keys()));
+    let new_names = first_sightings(unknown.keys());
+    if !new_names.is_empty() {
+        tracing::warn!("ignoring request fields hearth does not know: {}", loggable_names(new_names.iter()));
     }
+}
+
+/// The names not seen before. Up to 256 names are remembered, so that requests full of
+/// made-up names cannot grow the set; past that, names are reported each time.
+fn first_sightings<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
+    const MAX_REMEMBERED: usize = 256;
+    static SEEN: std::sync::Mutex<std::collections::BTreeSet<String>> = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut new_names = Vec::new();
+    for name in names {
+        if seen.contains(name) {
+            continue;
+        }
+        if seen.len() < MAX_REMEMBERED {
+            seen.insert(name.clone());
+        }
+        new_names.push(name.clone());
+    }
+    new_names
 }
 
 /// Client-chosen names as one log-safe line: each cut to 64 characters (escaped), at most
@@ -267,5 +288,15 @@ mod log_tests {
         assert!(line.len() < 2000, "{} bytes", line.len());
         assert!(line.starts_with(&"x".repeat(64)) && line.contains("(1048576 bytes)"), "{line}");
         assert!(line.contains("f0\\n") && line.ends_with("and 25 more"), "{line}");
+    }
+
+    #[test]
+    fn unknown_field_names_are_reported_once() {
+        let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let first = names(&["context_management_x1", "betas_x1"]);
+        assert_eq!(super::first_sightings(first.iter()), first);
+        let again = names(&["betas_x1", "service_tier_x1"]);
+        assert_eq!(super::first_sightings(again.iter()), names(&["service_tier_x1"]));
+        assert!(super::first_sightings(first.iter()).is_empty());
     }
 }

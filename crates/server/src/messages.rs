@@ -12,7 +12,7 @@ use axum::{Extension, Json};
 use hearth_engine::FinishReason;
 use hearth_protocol::anthropic::{
     AnthropicError, AnthropicMessage, AnthropicTool, AnthropicToolChoice, AnthropicUsage, ContentBlock,
-    CountTokensRequest, MessagesRequest, MessagesResponse, OutputBlock, TextOrBlocks,
+    CountTokensRequest, MessagesRequest, MessagesResponse, OutputBlock, OutputConfig, TextOrBlocks, ThinkingConfig,
 };
 use hearth_protocol::{ChatMessageIn, MessageContent, SamplingFields, StopSpec};
 use hearth_tools::ToolCall;
@@ -47,7 +47,8 @@ pub async fn count_tokens(State(state): State<Arc<crate::AppState>>, body: Resul
         let request: CountTokensRequest = parse_body(body, state.config.max_body_bytes)?;
         state.resolve_model_name(request.model.as_deref())?;
         let model = state.ready_model()?;
-        let conversation = conversation(request.system.as_ref(), &request.messages, request.tools.as_ref(), None)?;
+        let conversation = conversation(request.system.as_ref(), &request.messages, request.tools.as_ref(), None)?
+            .with_template_kwargs(template_kwargs(request.thinking.as_ref(), None));
         Ok::<_, ApiError>(conversation.render(&model)?.len())
     })();
     match counted {
@@ -61,7 +62,9 @@ async fn answer(state: Arc<crate::AppState>, log: Arc<RequestLog>, body: Result<
     let model_name = state.resolve_model_name(request.model.as_deref())?;
     let model = state.ready_model()?;
     warn_unknown_fields(&request.unknown);
-    let conversation = conversation(request.system.as_ref(), &request.messages, request.tools.as_ref(), request.tool_choice.as_ref())?;
+    let conversation = conversation(request.system.as_ref(), &request.messages, request.tools.as_ref(), request.tool_choice.as_ref())?
+        .with_template_kwargs(template_kwargs(request.thinking.as_ref(), request.output_config.as_ref()));
+    let format = output_format(request.output_config.as_ref())?;
     let fields = SamplingFields {
         temperature: request.temperature,
         top_p: request.top_p,
@@ -70,7 +73,7 @@ async fn answer(state: Arc<crate::AppState>, log: Arc<RequestLog>, body: Result<
         stream: request.stream,
         ..Default::default()
     };
-    let ask = Ask { fields, max_tokens: Some(request.max_tokens), ..Default::default() };
+    let ask = Ask { fields, max_tokens: Some(request.max_tokens), format: format.as_ref(), ..Default::default() };
     let Started { submitted, plan, prompt_tokens, callable, single_call } = conversation.start(&state, &model, ask)?;
     let id = format!("msg_{}", crate::random_id());
     if plan.stream {
@@ -155,6 +158,45 @@ fn conversation(
     Conversation::new(out, tools.map(|tools| openai_tools(tools)), choice_value.as_ref(), parallel)
 }
 
+/// `thinking` and `output_config.effort` as the chat template's switches: `enable_thinking`
+/// (Qwen3's) and `reasoning_effort` (gpt-oss's). A template without them ignores them, so on
+/// such a model they are accepted and change nothing.
+fn template_kwargs(thinking: Option<&ThinkingConfig>, output: Option<&OutputConfig>) -> Vec<(String, Value)> {
+    let mut kwargs = Vec::new();
+    match thinking.map(|t| t.kind.as_str()) {
+        Some("enabled" | "adaptive") => kwargs.push(("enable_thinking".to_string(), Value::Bool(true))),
+        Some("disabled") => kwargs.push(("enable_thinking".to_string(), Value::Bool(false))),
+        // a newer client's mode: the model's own default rather than a failed request
+        Some(other) => tracing::warn!(kind = %other.escape_debug(), "thinking.type is not enabled, adaptive or disabled; using the model's default"),
+        None => {}
+    }
+    match output.and_then(|o| o.effort.as_deref()) {
+        Some(level @ ("low" | "medium" | "high")) => kwargs.push(("reasoning_effort".to_string(), Value::String(level.into()))),
+        Some("max" | "xhigh") => kwargs.push(("reasoning_effort".to_string(), Value::String("high".into()))),
+        Some(other) => tracing::warn!(effort = %other.escape_debug(), "output_config.effort is not low, medium, high or max; using the model's default"),
+        None => {}
+    }
+    if let Some(output) = output {
+        crate::warn_unknown_fields(&output.unknown);
+    }
+    kwargs
+}
+
+/// `output_config.format` (`{"type": "json_schema", "schema": ...}`) as Chat Completions'
+/// `response_format`, which constrains the answer with the schema's grammar.
+fn output_format(output: Option<&OutputConfig>) -> Result<Option<Value>, ApiError> {
+    let Some(format) = output.and_then(|o| o.format.as_ref()) else { return Ok(None) };
+    match (format.get("type").and_then(Value::as_str), format.get("schema")) {
+        (Some("json_schema"), Some(schema)) => {
+            Ok(Some(json!({"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": true}})))
+        }
+        _ => Err(ApiError::bad_request(
+            "output_config.format must be {\"type\": \"json_schema\", \"schema\": {...}}",
+            Some("output_config.format"),
+        )),
+    }
+}
+
 /// Function tools in OpenAI's shape; Anthropic's server tools (a `type` and no schema) cannot
 /// run here and are left out with a warning.
 fn openai_tools(tools: &[AnthropicTool]) -> Vec<Value> {
@@ -210,6 +252,8 @@ fn unsupported_block(block: &ContentBlock, param: &str) -> ApiError {
         ContentBlock::Text { .. } => "text".into(),
         ContentBlock::ToolUse { .. } => "tool_use".into(),
         ContentBlock::ToolResult { .. } => "tool_result".into(),
+        ContentBlock::Thinking { .. } => "thinking".into(),
+        ContentBlock::RedactedThinking { .. } => "redacted_thinking".into(),
     };
     ApiError::bad_request(format!("Content blocks of type `{kind}` are not supported here"), Some(param))
 }
@@ -252,6 +296,9 @@ fn convert_message(index: usize, message: &AnthropicMessage, out: &mut Vec<ChatM
                     ContentBlock::Text { text } => texts.push(text.clone()),
                     ContentBlock::ToolUse { id, name, input } => calls.push(json!({"id": id, "type": "function",
                         "function": {"name": name, "arguments": input.to_string()}})),
+                    // earlier turns' reasoning is not part of the prompt (chat templates of
+                    // thinking models drop it too)
+                    ContentBlock::Thinking { .. } | ContentBlock::RedactedThinking { .. } => {}
                     other => return Err(unsupported_block(other, &format!("{param}[{j}]"))),
                 }
             }
@@ -259,10 +306,61 @@ fn convert_message(index: usize, message: &AnthropicMessage, out: &mut Vec<ChatM
             let tool_calls = (!calls.is_empty()).then_some(calls);
             out.push(ChatMessageIn { role: "assistant".into(), content, name: None, tool_calls, tool_call_id: None });
         }
+        // Claude Code sends its environment notes as a system message inside `messages`
+        "system" => out.push(ChatMessageIn::text("system", joined_text(&message.content, &param)?)),
         other => {
-            let text = format!("Unknown role `{other}`: Anthropic messages are from user or assistant");
+            let text = format!("Unknown role `{other}`: Anthropic messages are from user, assistant or system");
             return Err(ApiError::bad_request(text, Some(&format!("messages[{index}].role"))));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(json: Value) -> MessagesRequest {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn claude_code_shapes_convert() {
+        // as Claude Code 2.1 sends them: system blocks, a system message inside `messages`,
+        // thinking blocks sent back, a `custom` tool, thinking and effort settings
+        let request = request(json!({"model": "m", "max_tokens": 32000,
+            "system": [{"type": "text", "text": "You are an agent."}, {"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]},
+                {"role": "assistant", "content": [{"type": "thinking", "thinking": "hmm", "signature": "s"}, {"type": "redacted_thinking", "data": "x"},
+                    {"type": "text", "text": "Hello."}]},
+                {"role": "user", "content": "Write a file."},
+                {"role": "system", "content": "Working directory: /tmp"}],
+            "tools": [{"type": "custom", "name": "Bash", "input_schema": {"type": "object"}}],
+            "thinking": {"type": "adaptive", "display": "omitted"}, "output_config": {"effort": "max"},
+            "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}, "metadata": {"user_id": "u"}}));
+        assert!(request.unknown.is_empty(), "every field Claude Code sends is known: {:?}", request.unknown);
+        let converted = conversation(request.system.as_ref(), &request.messages, request.tools.as_ref(), None).unwrap();
+        let roles: Vec<&str> = converted.messages.iter().map(|m| m.role.as_str()).collect();
+        assert_eq!(roles, ["system", "user", "assistant", "user", "system"], "the system message stays where it was sent");
+        assert_eq!(converted.messages[0].content, Some(MessageContent::Text("You are an agent.\nBe brief.".into())));
+        assert_eq!(converted.messages[2].content, Some(MessageContent::Text("Hello.".into())), "thinking is not replayed");
+        assert_eq!(converted.tools.callable_names(), ["Bash"]);
+        let kwargs = template_kwargs(request.thinking.as_ref(), request.output_config.as_ref());
+        assert_eq!(kwargs, [("enable_thinking".to_string(), json!(true)), ("reasoning_effort".to_string(), json!("high"))]);
+        let off: ThinkingConfig = serde_json::from_value(json!({"type": "disabled"})).unwrap();
+        assert_eq!(template_kwargs(Some(&off), None), [("enable_thinking".to_string(), json!(false))]);
+        let future: ThinkingConfig = serde_json::from_value(json!({"type": "something_new"})).unwrap();
+        assert!(template_kwargs(Some(&future), None).is_empty(), "an unknown mode is the model's default, not a 400");
+    }
+
+    #[test]
+    fn output_format_becomes_a_json_schema_response_format() {
+        let output: OutputConfig = serde_json::from_value(json!({"format": {"type": "json_schema", "schema": {"type": "object"}}})).unwrap();
+        let format = output_format(Some(&output)).unwrap().unwrap();
+        assert_eq!(format["json_schema"]["schema"], json!({"type": "object"}));
+        let bad: OutputConfig = serde_json::from_value(json!({"format": {"type": "xml"}})).unwrap();
+        assert_eq!(output_format(Some(&bad)).unwrap_err().body.error.param.as_deref(), Some("output_config.format"));
+        assert_eq!(output_format(None).unwrap(), None);
+    }
 }

@@ -107,7 +107,7 @@ async fn chat_answer(state: Arc<AppState>, log: Arc<RequestLog>, body: Result<By
     let model = state.ready_model()?;
     warn_unknown_fields(&request.unknown);
     let messages = request.messages.iter().enumerate().map(|(i, m)| chat_message(i, m)).collect::<Result<Vec<_>, _>>()?;
-    let conversation = Conversation::new(messages, request.tools, None, None)?;
+    let conversation = Conversation::new(messages, request.tools, None, None)?.with_template_kwargs(think_kwargs(request.think.as_ref()));
     let prompt = conversation.render(&model)?;
     let job = Job { shape: Shape::Chat, name, prompt, options: request.options, stream: request.stream, format: request.format };
     run(&state, &model, log, job, &conversation.tools).await
@@ -226,4 +226,16 @@ fn chat_message(index: usize, message: &OllamaMessage) -> Result<ChatMessageIn, 
         out.tool_calls = Some(converted);
     }
     Ok(out)
+}
+
+/// Ollama's `think` as template switches: `true`/`false` turn thinking on or off; a level
+/// (`"low"`, `"medium"`, `"high"`) turns it on at that reasoning effort.
+fn think_kwargs(think: Option<&Value>) -> Vec<(String, Value)> {
+    match think {
+        Some(Value::Bool(on)) => vec![("enable_thinking".into(), Value::Bool(*on))],
+        Some(Value::String(level)) => {
+            vec![("enable_thinking".into(), Value::Bool(true)), ("reasoning_effort".into(), Value::String(level.clone()))]
+        }
+        _ => Vec::new(),
+    }
 }

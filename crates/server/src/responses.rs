@@ -51,7 +51,8 @@ pub async fn create(
         request.tools.as_ref(),
         request.tool_choice.as_ref(),
         request.parallel_tool_calls,
-    )?;
+    )?
+    .with_template_kwargs(reasoning_effort(request.reasoning.as_ref()));
     let format = response_format(request.text.as_ref())?;
     let fields = SamplingFields { temperature: request.temperature, top_p: request.top_p, ..Default::default() };
     let ask = Ask { fields, max_tokens: request.max_output_tokens, logprobs: None, format: format.as_ref() };
@@ -221,4 +222,10 @@ fn output_items(text: &str, callable: &[String], single: bool, reason: FinishRea
     }
     output.extend(reply.calls.into_iter().map(|call| call_item(call, status, namespaces)));
     output
+}
+
+/// `reasoning.effort` as the chat template's `reasoning_effort` (a template without it ignores it).
+fn reasoning_effort(reasoning: Option<&serde_json::Value>) -> Option<(String, serde_json::Value)> {
+    let effort = reasoning?.get("effort")?.as_str()?;
+    Some(("reasoning_effort".to_string(), serde_json::Value::String(effort.to_string())))
 }

@@ -72,10 +72,18 @@ fn add_item(index: usize, item: &InputItem, out: &mut Vec<ChatMessageIn>) -> Res
             }
         }
         "function_call_output" => {
-            let call_id = item.call_id.as_deref().ok_or_else(|| missing("call_id"))?;
             let output = item.output.as_ref().ok_or_else(|| missing("output"))?;
             let mut tool = ChatMessageIn::text("tool", content_text(output, &param(".output"))?);
-            tool.tool_call_id = Some(call_id.to_string());
+            // Codex also sends outputs it made itself (e.g. `agent.goal_objective`), named
+            // instead of answering a call: rendered as a tool message of that name
+            match (item.call_id.as_deref(), item.name.as_deref()) {
+                (Some(call_id), _) => tool.tool_call_id = Some(call_id.to_string()),
+                (None, Some(name)) => tool.name = Some(match item.other.get("namespace").and_then(Value::as_str) {
+                    Some(namespace) => namespaced(namespace, name),
+                    None => name.to_string(),
+                }),
+                (None, None) => return Err(missing("call_id")),
+            }
             out.push(tool);
         }
         // A reasoning model's own notes: this engine has none to continue, and they are not
@@ -244,6 +252,17 @@ mod tests {
             {"type": "function_call", "call_id": "c", "name": "spawn", "namespace": "agents", "arguments": "{}"}])).unwrap();
         let again = conversation(None, &replayed, Some(&tools), None, None).unwrap();
         assert_eq!(again.messages[1].tool_calls.as_ref().unwrap()[0]["function"]["name"], "agents.spawn");
+    }
+
+    #[test]
+    fn an_output_without_a_call_is_a_named_tool_message() {
+        // as Codex 0.169 sends its goal: an output item that answers no call
+        let items = items(json!([{"role": "user", "content": "go"},
+            {"type": "function_call_output", "id": "fco_1", "name": "goal_objective", "namespace": "agent", "output": "Create hello.py"}]));
+        let converted = conversation(None, &items, None, None, None).unwrap();
+        let tool = &converted.messages[1];
+        assert_eq!((tool.role.as_str(), tool.name.as_deref(), tool.tool_call_id.as_deref()), ("tool", Some("agent.goal_objective"), None));
+        assert_eq!(tool.content, Some(MessageContent::Text("Create hello.py".into())));
     }
 
     #[test]

@@ -45,6 +45,16 @@ impl ChatTemplate {
 
     /// Renders the prompt for `messages` (and `tools`, none when absent).
     pub fn render<M: Serialize, T: Serialize>(&self, inputs: &ChatInputs<'_, M, T>) -> Result<String, TokenizerError> {
+        self.render_with(inputs, &serde_json::Map::new())
+    }
+
+    /// Renders with extra template variables (vLLM's `chat_template_kwargs`, such as
+    /// `enable_thinking` or `reasoning_effort`); they cannot replace the inputs' own variables.
+    pub fn render_with<M: Serialize, T: Serialize>(
+        &self,
+        inputs: &ChatInputs<'_, M, T>,
+        kwargs: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, TokenizerError> {
         let template = self.env.get_template(TEMPLATE_NAME).map_err(|e| TokenizerError::Template(e.to_string()))?;
         let ctx = minijinja::context! {
             messages => Value::from_serialize(inputs.messages),
@@ -52,6 +62,7 @@ impl ChatTemplate {
             add_generation_prompt => inputs.add_generation_prompt,
             bos_token => self.bos_token.as_str(),
             eos_token => self.eos_token.as_str(),
+            ..Value::from_serialize(kwargs)
         };
         template.render(ctx).map_err(|e| TokenizerError::Template(format!("{e:#}")))
     }
@@ -141,6 +152,17 @@ mod tests {
         let t = ChatTemplate::new("{{ raise_exception('no system role') }}", String::new(), String::new()).unwrap();
         let err = t.render(&ChatInputs::<_, ()> { messages: &Vec::<()>::new(), tools: None, add_generation_prompt: true });
         assert!(err.unwrap_err().to_string().contains("no system role"));
+    }
+
+    #[test]
+    fn kwargs_reach_the_template_but_not_over_its_inputs() {
+        let source = "{% if enable_thinking is defined and not enable_thinking %}no-think {% endif %}{{ reasoning_effort | default('none') }} {{ messages | length }}";
+        let t = ChatTemplate::new(source, String::new(), String::new()).unwrap();
+        let messages = vec![serde_json::json!({"role": "user", "content": "hi"})];
+        let inputs = ChatInputs::<_, ()> { messages: &messages, tools: None, add_generation_prompt: true };
+        assert_eq!(t.render(&inputs).unwrap(), "none 1");
+        let kwargs = serde_json::json!({"enable_thinking": false, "reasoning_effort": "high", "messages": []});
+        assert_eq!(t.render_with(&inputs, kwargs.as_object().unwrap()).unwrap(), "no-think high 1");
     }
 
     #[test]

@@ -6,7 +6,9 @@
 mod support;
 
 mod acceptance_qwen;
+mod agent_fixtures;
 mod api;
+mod context_end;
 mod errors;
 mod messages;
 mod ollama;
