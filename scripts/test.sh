@@ -40,8 +40,8 @@ if (( rebuilt > 0 )); then
   echo "warning: cargo build --release compiled $rebuilt crates again after cargo test: align their features in crates/cli/Cargo.toml" >&2
 fi
 
-# Golden greedy tokens, perplexity, batch invariance, speculation and memory once more on the
-# AVX2 path, so an AVX-512 machine also checks what AVX2-only machines run. Skipped where AVX2
+# Golden greedy tokens, perplexity, the tiny architectures' golden logits, batch invariance,
+# speculation and memory once more on the AVX2 path, so an AVX-512 machine also checks what AVX2-only machines run. Skipped where AVX2
 # is already the best path (it ran above) or missing. Speculation runs on SmolLM2 only here
 # (its greedy, sampled and penalized requests): Qwen's golden tokens on this path are checked
 # by golden_greedy, and its speculative run would add ~50 s for the same kernel property (a
@@ -51,7 +51,7 @@ has() { [[ " $flags " == *" $1 "* ]]; }
 if has avx2 && has fma && has f16c && has avx512f && has avx512_vnni; then
   # --workspace keeps the build above (selecting packages would rebuild with other features)
   HEARTH_KERNELS=avx2 cargo test --release --workspace --test golden_greedy --test perplexity --test engine \
-    --test memory_smollm --test memory_qwen
+    --test memory_smollm --test memory_qwen --test tiny_archs
   HEARTH_KERNELS=avx2 cargo test --release --workspace --test speculative -- smollm_greedy sampling penalties
 fi
 

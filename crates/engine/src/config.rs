@@ -150,6 +150,7 @@ mod tests {
             rope_base: 1e4,
             rope_scaling: Default::default(),
             context_length: 4096,
+            moe: None,
         }
     }
 

@@ -87,6 +87,7 @@ impl EngineHandle {
             max_num_seqs: config.max_num_seqs,
             max_tokens_policy: config.max_tokens_policy,
         };
+        tracing::info!("{}", model.describe());
         log_startup(&info);
         let metrics = Arc::new(EngineMetrics::default());
         let sched = SchedConfig {

@@ -113,6 +113,7 @@ fn config_from_json(path: &Path, v: &Value) -> Result<ModelConfig, ModelError> {
         rope_base: v["rope_theta"].as_f64().unwrap_or(10_000.0) as f32,
         rope_scaling,
         context_length,
+        moe: None,
     })
 }
 

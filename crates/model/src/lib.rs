@@ -1,4 +1,4 @@
-//! Model files and forward passes: GGUF reading, weights in place, llama and qwen2 decoders.
+//! Model files and forward passes: GGUF reading, weights in place, llama, qwen2 and qwen3 decoders.
 
 pub mod config;
 pub mod error;
@@ -8,7 +8,9 @@ pub mod hf_cache;
 pub mod int4;
 pub mod kv;
 pub mod llama;
+pub mod moe;
 pub mod qwen2;
+pub mod qwen3;
 pub mod storage;
 pub mod tensors;
 pub mod transformer;

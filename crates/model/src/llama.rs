@@ -5,4 +5,4 @@
 use crate::config::ArchSpec;
 use hearth_kernels::ops::RopeStyle;
 
-pub const SPEC: ArchSpec = ArchSpec { name: "llama", rope_style: RopeStyle::Interleaved, qkv_bias: false };
+pub const SPEC: ArchSpec = ArchSpec { name: "llama", rope_style: RopeStyle::Interleaved, qkv_bias: false, moe_normalize: false };

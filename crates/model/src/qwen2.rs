@@ -4,4 +4,4 @@
 use crate::config::ArchSpec;
 use hearth_kernels::ops::RopeStyle;
 
-pub const SPEC: ArchSpec = ArchSpec { name: "qwen2", rope_style: RopeStyle::Neox, qkv_bias: true };
+pub const SPEC: ArchSpec = ArchSpec { name: "qwen2", rope_style: RopeStyle::Neox, qkv_bias: true, moe_normalize: false };

@@ -49,6 +49,12 @@ impl TensorBytes {
         TensorBytes { source: Arc::new(ByteSource::Owned(bytes)), offset: 0, len }
     }
 
+    /// Bytes `range` of this tensor, as a tensor of their own (one expert of a stacked tensor).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Self {
+        assert!(range.end <= self.len, "a slice inside the tensor");
+        TensorBytes { source: self.source.clone(), offset: self.offset + range.start, len: range.len() }
+    }
+
     pub fn as_slice(&self) -> &[u8] {
         &self.source.bytes()[self.offset..self.offset + self.len]
     }

@@ -1,15 +1,16 @@
-//! The decoder forward pass shared by llama and qwen2, over a flattened batch of token spans.
+//! The decoder forward pass shared by llama, qwen2 and qwen3, over a flattened batch of token spans.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use hearth_kernels::attention::{attention_batch, AttentionItem, HeadShape};
-use hearth_kernels::ops::{add_in_place, rms_norm_rows, silu_mul, Rope};
+use hearth_kernels::ops::{add_in_place, rms_norm_rows, Rope};
 
 use crate::config::ModelConfig;
 use crate::error::ModelError;
 use crate::gguf::GgufFile;
 use crate::kv::{ContiguousBatch, KvCache, KvStore};
+use crate::moe::{DenseFfn, FeedForward, FfnScratch, MoeFfn};
 use crate::tensors::TensorTable;
 use crate::weights::{Linear, Weight, WeightLoader};
 
@@ -19,10 +20,12 @@ struct Layer {
     k: Linear,
     v: Linear,
     o: Linear,
+    /// Per-head RMSNorm weights of q and k, applied before RoPE (qwen3), where the file has them.
+    q_norm: Option<Vec<f32>>,
+    k_norm: Option<Vec<f32>>,
     ffn_norm: Vec<f32>,
-    gate: Linear,
-    up: Linear,
-    down: Linear,
+    /// Dense or a mixture of experts, as the file says.
+    ffn: Box<dyn FeedForward>,
 }
 
 /// Which logits a span wants back.
@@ -69,6 +72,9 @@ pub enum LinearSite {
 /// calibration): `rows` holds whole rows of the site's width.
 pub trait LinearInputObserver: Send {
     fn observe(&mut self, layer: usize, site: LinearSite, rows: &[f32]);
+
+    /// A mixture-of-experts layer's choices: each token's experts, best first.
+    fn routed(&mut self, _layer: usize, _experts: &[Vec<u32>]) {}
 }
 
 type Observer<'o> = Option<&'o mut (dyn LinearInputObserver + 'static)>;
@@ -119,16 +125,22 @@ impl Model {
         let layers = (0..config.n_layers)
             .map(|i| {
                 let p = format!("blk.{i}");
+                let q_norm = w.optional_vector(&format!("{p}.attn_q_norm.weight"), config.head_dim)?;
+                let k_norm = w.optional_vector(&format!("{p}.attn_k_norm.weight"), config.head_dim)?;
+                if q_norm.is_some() != k_norm.is_some() {
+                    let message = format!("layer {i} has a norm for only one of q and k (attn_q_norm, attn_k_norm)");
+                    return Err(ModelError::Config { path: table.path().to_path_buf(), message });
+                }
                 Ok(Layer {
                     attn_norm: w.vector(&format!("{p}.attn_norm.weight"), h)?,
                     q: w.linear(&format!("{p}.attn_q"), qw, h, bias)?,
                     k: w.linear(&format!("{p}.attn_k"), kvw, h, bias)?,
                     v: w.linear(&format!("{p}.attn_v"), kvw, h, bias)?,
                     o: w.linear(&format!("{p}.attn_output"), h, qw, false)?,
+                    q_norm,
+                    k_norm,
                     ffn_norm: w.vector(&format!("{p}.ffn_norm.weight"), h)?,
-                    gate: w.linear(&format!("{p}.ffn_gate"), config.ffn_hidden, h, false)?,
-                    up: w.linear(&format!("{p}.ffn_up"), config.ffn_hidden, h, false)?,
-                    down: w.linear(&format!("{p}.ffn_down"), h, config.ffn_hidden, false)?,
+                    ffn: feed_forward(&w, &config, &p)?,
                 })
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
@@ -151,6 +163,19 @@ impl Model {
         &self.config
     }
 
+    /// One line for the startup log: architecture, layers, experts, parameters.
+    pub fn describe(&self) -> String {
+        let c = &self.config;
+        let (all, active) = c.parameter_counts(self.output.is_none());
+        let billions = |n: u64| format!("{:.2}B", n as f64 / 1e9);
+        let mut line = format!("architecture {}: {} layers, hidden {}, {} query / {} KV heads of {}", c.arch.name, c.n_layers, c.hidden, c.n_heads, c.n_kv_heads, c.head_dim);
+        match c.moe {
+            Some(m) => line.push_str(&format!(", {} experts ({} per token, width {}); {} parameters, {} active per token", m.experts, m.used, m.expert_ffn, billions(all), billions(active))),
+            None => line.push_str(&format!("; {} parameters", billions(all))),
+        }
+        line
+    }
+
     /// The GGUF file the model came from, if it came from one.
     pub fn gguf(&self) -> Option<&Arc<GgufFile>> {
         self.file.as_ref()
@@ -163,7 +188,7 @@ impl Model {
 
     /// Bytes of weights the model reads (quantized, as stored).
     pub fn weight_bytes(&self) -> usize {
-        let linears = self.layers.iter().flat_map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]);
+        let linears = self.layers.iter().flat_map(|l| [&l.q, &l.k, &l.v, &l.o].into_iter().chain(l.ffn.linears()));
         linears.chain(self.output.as_ref()).map(|l| l.weight.n_bytes()).sum::<usize>() + self.embed.n_bytes()
     }
 
@@ -251,6 +276,10 @@ impl Model {
             o.observe(li, LinearSite::Attention, &s.normed);
         }
         Linear::forward_many(&[&layer.q, &layer.k, &layer.v], &s.normed, total, &mut [&mut s.q, &mut s.k, &mut s.v]);
+        if let (Some(q_norm), Some(k_norm)) = (&layer.q_norm, &layer.k_norm) {
+            rms_norm_rows(&mut s.q[..total * qw], q_norm, c.rms_eps);
+            rms_norm_rows(&mut s.k[..total * kvw], k_norm, c.rms_eps);
+        }
         s.attn.resize(total * qw, 0.0);
         let mut row = 0;
         for (seq, span) in spans.iter().enumerate() {
@@ -282,19 +311,24 @@ impl Model {
         add_in_place(x, &s.out);
     }
 
-    fn ffn_block(&self, li: usize, layer: &Layer, x: &mut [f32], total: usize, s: &mut Scratch, mut observer: Observer<'_>) {
+    fn ffn_block(&self, li: usize, layer: &Layer, x: &mut [f32], total: usize, s: &mut Scratch, observer: Observer<'_>) {
         s.normed.clear();
         s.normed.extend_from_slice(x);
         rms_norm_rows(&mut s.normed, &layer.ffn_norm, self.config.rms_eps);
-        if let Some(o) = observer.as_deref_mut() {
-            o.observe(li, LinearSite::Mlp, &s.normed);
+        match (observer, layer.ffn.dense()) {
+            (Some(o), Some(dense)) => {
+                o.observe(li, LinearSite::Mlp, &s.normed);
+                let hidden = dense.hidden_activations(&s.normed, total, &mut s.ffn);
+                o.observe(li, LinearSite::MlpDown, hidden);
+                dense.down.forward(hidden, total, &mut s.out);
+            }
+            (Some(o), None) => {
+                let mut routes = Vec::with_capacity(total);
+                layer.ffn.forward(&s.normed, total, &mut s.out, &mut s.ffn, Some(&mut routes));
+                o.routed(li, &routes);
+            }
+            (None, _) => layer.ffn.forward(&s.normed, total, &mut s.out, &mut s.ffn, None),
         }
-        Linear::forward_many(&[&layer.gate, &layer.up], &s.normed, total, &mut [&mut s.gate, &mut s.up]);
-        silu_mul(&mut s.gate, &s.up);
-        if let Some(o) = observer {
-            o.observe(li, LinearSite::MlpDown, &s.gate);
-        }
-        layer.down.forward(&s.gate, total, &mut s.out);
         add_in_place(x, &s.out);
     }
 
@@ -350,7 +384,23 @@ struct Scratch {
     v: Vec<f32>,
     attn: Vec<f32>,
     out: Vec<f32>,
-    gate: Vec<f32>,
-    up: Vec<f32>,
+    ffn: FfnScratch,
     cos_sin: Vec<(f32, f32)>,
+}
+
+/// A layer's feed-forward: a mixture of experts where the config has one, else dense SwiGLU.
+fn feed_forward(w: &WeightLoader<'_>, config: &ModelConfig, prefix: &str) -> Result<Box<dyn FeedForward>, ModelError> {
+    let h = config.hidden;
+    let Some(moe) = config.moe else {
+        let (gate, up) = (w.linear(&format!("{prefix}.ffn_gate"), config.ffn_hidden, h, false)?, w.linear(&format!("{prefix}.ffn_up"), config.ffn_hidden, h, false)?);
+        let down = w.linear(&format!("{prefix}.ffn_down"), h, config.ffn_hidden, false)?;
+        return Ok(Box::new(DenseFfn { gate, up, down }));
+    };
+    let stacked = |name: &str, rows: usize, cols: usize| w.stacked_matrices(&format!("{prefix}.{name}.weight"), moe.experts, rows, cols);
+    let gates = stacked("ffn_gate_exps", moe.expert_ffn, h)?;
+    let ups = stacked("ffn_up_exps", moe.expert_ffn, h)?;
+    let downs = stacked("ffn_down_exps", h, moe.expert_ffn)?;
+    let experts = gates.into_iter().zip(ups).zip(downs).map(|((gate, up), down)| DenseFfn { gate, up, down }).collect();
+    let router = w.linear(&format!("{prefix}.ffn_gate_inp"), moe.experts, h, false)?;
+    Ok(Box::new(MoeFfn { router, experts, used: moe.used, normalize: moe.normalize }))
 }

@@ -86,6 +86,13 @@ pub struct Linear {
 pub type InputOrder = Option<Arc<[u32]>>;
 
 impl Linear {
+    /// An f32 layer from row-major values (unit tests).
+    #[cfg(test)]
+    pub(crate) fn f32_for_tests(rows: usize, cols: usize, values: Vec<f32>) -> Self {
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Linear { weight: Weight::new(TensorBytes::owned(bytes), QuantType::F32, rows, cols), bias: None, input_order: None }
+    }
+
     /// `out = x W^T (+ b)` for `m` rows of input.
     pub fn forward(&self, x: &[f32], m: usize, out: &mut Vec<f32>) {
         Linear::forward_many(&[self], x, m, &mut [out]);
@@ -184,6 +191,32 @@ impl<'a> WeightLoader<'a> {
             role: "a matrix product",
         })?;
         Ok(Weight::new(bytes, info.dtype, rows, cols))
+    }
+
+    /// The `count` matrices of a stacked tensor (GGUF dims `[cols, rows, count]`, one expert
+    /// per outermost index), each `rows x cols` and repacked on its own as `matrix` does.
+    pub fn stacked_matrices(&self, name: &str, count: usize, rows: usize, cols: usize) -> Result<Vec<Linear>, ModelError> {
+        let info = self.info(name)?;
+        self.check_shape(name, info, &[cols as u64, rows as u64, count as u64])?;
+        let per_matrix = info.dtype.bytes_for(cols) * rows;
+        let unsupported = |e: String| ModelError::UnsupportedType {
+            path: self.path().into(),
+            name: self.table.display_name(name),
+            dtype: format!("{} ({e})", info.dtype),
+            role: "a matrix product",
+        };
+        (0..count)
+            .map(|i| {
+                let bytes = info.bytes.slice(i * per_matrix..(i + 1) * per_matrix);
+                QMatrix::new(info.dtype, rows, cols, bytes.as_slice()).map_err(|e| unsupported(e.to_string()))?;
+                Ok(Linear { weight: Weight::new(bytes, info.dtype, rows, cols), bias: None, input_order: None })
+            })
+            .collect()
+    }
+
+    /// A vector the file may or may not have (None when absent; a wrong shape is an error).
+    pub fn optional_vector(&self, name: &str, len: usize) -> Result<Option<Vec<f32>>, ModelError> {
+        if self.has(name) { self.vector(name, len).map(Some) } else { Ok(None) }
     }
 
     /// A 1-D tensor of `len` values converted to f32 (norm weights, biases).

@@ -1,12 +1,14 @@
 //! Writes small GGUF files in memory, for reader tests and fuzzing.
 
 /// A metadata value to write.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Meta {
     U32(u32),
     F32(f32),
     Str(String),
     StrArray(Vec<String>),
     I32Array(Vec<i32>),
+    F32Array(Vec<f32>),
 }
 
 /// A tensor to write: name, GGUF dims, ggml type id and its raw bytes.
@@ -47,6 +49,14 @@ pub fn write_gguf(metadata: &[(&str, Meta)], tensors: &[RawTensor]) -> Vec<u8> {
             Meta::I32Array(items) => {
                 out.extend_from_slice(&9u32.to_le_bytes());
                 out.extend_from_slice(&5u32.to_le_bytes());
+                out.extend_from_slice(&(items.len() as u64).to_le_bytes());
+                for v in items {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+            Meta::F32Array(items) => {
+                out.extend_from_slice(&9u32.to_le_bytes());
+                out.extend_from_slice(&6u32.to_le_bytes());
                 out.extend_from_slice(&(items.len() as u64).to_le_bytes());
                 for v in items {
                     out.extend_from_slice(&v.to_le_bytes());

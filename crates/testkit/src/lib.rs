@@ -107,6 +107,7 @@ pub fn eval_text() -> String {
 pub mod gguf_writer;
 pub mod greedy;
 pub mod perplexity;
+pub mod tiny_models;
 mod scratch;
 
 pub use scratch::ScratchDir;
