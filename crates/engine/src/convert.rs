@@ -23,6 +23,8 @@ pub enum ConvertError {
     Tokenizer(#[from] hearth_tokenizer::TokenizerError),
     #[error("{path}: {message}")]
     Write { path: String, message: String },
+    #[error("{path}: converting the `{arch}` architecture to a Hugging Face directory is not supported (llama, qwen2)")]
+    Unsupported { path: String, arch: String },
 }
 
 /// Writes the directory; returns the number of tensors written.
@@ -30,6 +32,9 @@ pub fn gguf_to_hf_dir(gguf_path: &Path, out: &Path) -> Result<usize, ConvertErro
     let write_err = |path: &Path, e: &dyn std::fmt::Display| ConvertError::Write { path: path.display().to_string(), message: e.to_string() };
     let file = GgufFile::open(gguf_path).map_err(hearth_model::ModelError::from)?;
     let config = ModelConfig::from_gguf(&file)?;
+    if !matches!(config.arch.name, "llama" | "qwen2") {
+        return Err(ConvertError::Unsupported { path: gguf_path.display().to_string(), arch: config.arch.name.to_string() });
+    }
     let tokenizer = Tokenizer::from_gguf(&file)?;
     let table = TensorTable::from_gguf(&file);
     std::fs::create_dir_all(out).map_err(|e| write_err(out, &e))?;

@@ -181,22 +181,27 @@ pub fn render_chat(
         .template
         .as_ref()
         .ok_or_else(|| ApiError::bad_request("The model has no chat template; pass --chat-template to the server", None))?;
-    let render = |messages: &[ChatMessageIn]| {
-        let converted = messages.iter().enumerate().map(|(i, m)| template_message(i, m)).collect::<Result<Vec<_>, _>>()?;
+    let render = |converted: Vec<TemplateMessage<'_>>| {
         let inputs = ChatInputs { messages: &converted, tools, add_generation_prompt };
         template.render_with(&inputs, kwargs).map_err(|e| ApiError::bad_request(e.to_string(), Some("messages")))
     };
-    let text = match render(messages) {
+    // the messages are checked first, so that only the template's own refusal falls back
+    let text = match render(template_messages(messages)?) {
         Err(error) if has_late_system_message(messages) => {
             static WARNED: std::sync::Once = std::sync::Once::new();
             WARNED.call_once(|| {
                 tracing::warn!("the chat template refuses system messages after the first turn ({}): merging them into the leading system prompt", error.body.error.message);
             });
-            render(&merge_system_messages(messages))?
+            let merged = merge_system_messages(messages);
+            render(template_messages(&merged)?)?
         }
         rendered => rendered?,
     };
     model.tokenizer().encode(&text).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+fn template_messages(messages: &[ChatMessageIn]) -> Result<Vec<TemplateMessage<'_>>, ApiError> {
+    messages.iter().enumerate().map(|(i, m)| template_message(i, m)).collect()
 }
 
 fn is_system(message: &ChatMessageIn) -> bool {
