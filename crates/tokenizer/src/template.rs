@@ -33,6 +33,9 @@ impl ChatTemplate {
         env.add_filter("tojson", python_tojson);
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
+        // Python's `iterable`: none is not (minijinja iterates it as empty, and then
+        // `tools is iterable and tools | length > 0` fails on a request without tools)
+        env.add_test("iterable", |value: Value| !value.is_none() && !value.is_undefined() && value.try_iter().is_ok());
         env.add_template_owned(TEMPLATE_NAME, source.to_string())
             .map_err(|e| TokenizerError::Template(format!("cannot compile: {e:#}")))?;
         Ok(ChatTemplate { env, source: source.to_string(), bos_token, eos_token })
@@ -163,6 +166,13 @@ mod tests {
         assert_eq!(t.render(&inputs).unwrap(), "none 1");
         let kwargs = serde_json::json!({"enable_thinking": false, "reasoning_effort": "high", "messages": []});
         assert_eq!(t.render_with(&inputs, kwargs.as_object().unwrap()).unwrap(), "no-think high 1");
+    }
+
+    #[test]
+    fn none_is_not_iterable_as_in_python() {
+        let t = ChatTemplate::new("{{ tools is iterable }} {{ messages is iterable }} {{ 'ab' is iterable }}", String::new(), String::new()).unwrap();
+        let messages: Vec<()> = Vec::new();
+        assert_eq!(t.render(&ChatInputs::<_, ()> { messages: &messages, tools: None, add_generation_prompt: true }).unwrap(), "False True True");
     }
 
     #[test]
