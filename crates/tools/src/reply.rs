@@ -301,6 +301,6 @@ fn partial_opener_len(text: &str) -> usize {
 }
 
 /// Length of the longest end of `text` that is a proper beginning of `marker`.
-fn trailing_prefix_len(text: &str, marker: &str) -> usize {
+pub(crate) fn trailing_prefix_len(text: &str, marker: &str) -> usize {
     (1..marker.len()).rev().find(|&n| text.ends_with(&marker[..n])).unwrap_or(0)
 }

@@ -2,6 +2,8 @@
 //! and its answer, incrementally: tags split across pieces are held back, so neither the tags
 //! nor reasoning text reach the answer (nor the tool-call parser that reads the answer).
 
+use crate::reply::trailing_prefix_len;
+
 const OPEN: &str = "<think>";
 const CLOSE: &str = "</think>";
 
@@ -75,7 +77,7 @@ impl ThinkSplitter {
                         self.state = State::Answering;
                     }
                     None => {
-                        let keep = if at_end { 0 } else { partial_suffix_len(&self.pending, CLOSE) };
+                        let keep = if at_end { 0 } else { trailing_prefix_len(&self.pending, CLOSE) };
                         let reasoning: String = self.pending.drain(..self.pending.len() - keep).collect();
                         push(parts, ThinkPart::Reasoning(reasoning));
                         return;
@@ -100,11 +102,6 @@ fn push(parts: &mut Vec<ThinkPart>, part: ThinkPart) {
     if !text.is_empty() {
         parts.push(part);
     }
-}
-
-/// How many bytes at the end of `text` could begin `tag`.
-fn partial_suffix_len(text: &str, tag: &str) -> usize {
-    (1..tag.len()).rev().find(|&n| text.ends_with(&tag[..n])).unwrap_or(0)
 }
 
 /// Splits a whole reply; the same as pushing it in pieces.

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::calls::ToolCall;
 use crate::lenient;
-use crate::reply::ReplyEvent;
+use crate::reply::{trailing_prefix_len, ReplyEvent};
 
 const WRAPPED_OPEN: &str = "<tool_call>";
 const WRAPPED_CLOSE: &str = "</tool_call>";
@@ -99,11 +99,7 @@ fn first_opener(text: &str) -> Option<(usize, bool)> {
 
 /// How many bytes at the end of `text` could begin an opener.
 fn partial_opener_len(text: &str) -> usize {
-    [WRAPPED_OPEN, FUNCTION_OPEN]
-        .iter()
-        .flat_map(|opener| (1..opener.len()).rev().filter(move |&n| text.ends_with(&opener[..n])))
-        .max()
-        .unwrap_or(0)
+    [WRAPPED_OPEN, FUNCTION_OPEN].iter().map(|opener| trailing_prefix_len(text, opener)).max().unwrap_or(0)
 }
 
 /// One call block (with or without its wrapper) as a call of an offered function.
