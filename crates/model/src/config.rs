@@ -3,8 +3,7 @@
 use crate::error::ModelError;
 use crate::gguf::GgufFile;
 use crate::{llama, qwen2, qwen3};
-use hearth_kernels::ops::RopeStyle;
-use hearth_kernels::ops::RopeScaling;
+use hearth_kernels::ops::{RopeScaling, RopeStyle};
 
 /// What differs between the decoder architectures we run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,8 +29,10 @@ pub struct MoeShape {
 /// The architectures hearth runs, by their GGUF name.
 const ARCHITECTURES: [ArchSpec; 4] = [llama::SPEC, qwen2::SPEC, qwen3::SPEC, qwen3::MOE_SPEC];
 
-/// Their names, for error messages.
-pub const SUPPORTED_ARCHITECTURES: [&str; 4] = [ARCHITECTURES[0].name, ARCHITECTURES[1].name, ARCHITECTURES[2].name, ARCHITECTURES[3].name];
+/// Their names, for error messages ("llama, qwen2, ...").
+pub fn supported_architectures() -> String {
+    ARCHITECTURES.iter().map(|spec| spec.name).collect::<Vec<_>>().join(", ")
+}
 
 /// Hyper-parameters of a decoder-only transformer.
 #[derive(Debug, Clone, PartialEq)]

@@ -50,7 +50,7 @@ impl GgufError {
 pub enum ModelError {
     #[error(transparent)]
     Gguf(#[from] GgufError),
-    #[error("{path}: unsupported architecture `{arch}` (supported: {})", crate::config::SUPPORTED_ARCHITECTURES.join(", "))]
+    #[error("{path}: unsupported architecture `{arch}` (supported: {})", crate::config::supported_architectures())]
     UnsupportedArchitecture { path: PathBuf, arch: String },
     #[error("{path}: tensor `{name}` is missing")]
     MissingTensor { path: PathBuf, name: String },

@@ -20,14 +20,21 @@ pub trait FeedForward: Send + Sync {
     }
 }
 
-/// Buffers reused between layers.
+/// Buffers reused between layers: a dense block's, and what a mixture of experts adds around
+/// the dense blocks of its experts (kept apart so both can be borrowed at once).
 #[derive(Default)]
 pub struct FfnScratch {
-    gate: Vec<f32>,
-    up: Vec<f32>,
+    dense: DenseScratch,
     rows: Vec<f32>,
     expert_out: Vec<f32>,
     router: Vec<f32>,
+}
+
+/// `gate x` (then the SwiGLU product, in place) and `up x`.
+#[derive(Default)]
+struct DenseScratch {
+    gate: Vec<f32>,
+    up: Vec<f32>,
 }
 
 /// `down(silu(gate x) * up x)`.
@@ -38,18 +45,27 @@ pub struct DenseFfn {
 }
 
 impl DenseFfn {
-    /// The SwiGLU product `silu(gate x) * up x` into `scratch.gate` (what `down` reads).
+    /// The SwiGLU product `silu(gate x) * up x` (what `down` reads).
     pub fn hidden_activations<'s>(&self, x: &[f32], total: usize, scratch: &'s mut FfnScratch) -> &'s [f32] {
+        self.swiglu(x, total, &mut scratch.dense)
+    }
+
+    fn swiglu<'s>(&self, x: &[f32], total: usize, scratch: &'s mut DenseScratch) -> &'s [f32] {
         Linear::forward_many(&[&self.gate, &self.up], x, total, &mut [&mut scratch.gate, &mut scratch.up]);
         silu_mul(&mut scratch.gate, &scratch.up);
         &scratch.gate
+    }
+
+    /// `down(silu(gate x) * up x)` for `total` rows.
+    fn apply(&self, x: &[f32], total: usize, out: &mut Vec<f32>, scratch: &mut DenseScratch) {
+        let hidden = self.swiglu(x, total, scratch);
+        self.down.forward(hidden, total, out);
     }
 }
 
 impl FeedForward for DenseFfn {
     fn forward(&self, x: &[f32], total: usize, out: &mut Vec<f32>, scratch: &mut FfnScratch, _: Option<&mut Vec<Vec<u32>>>) {
-        self.hidden_activations(x, total, scratch);
-        self.down.forward(&scratch.gate, total, out);
+        self.apply(x, total, out, &mut scratch.dense);
     }
 
     fn linears(&self) -> Vec<&Linear> {
@@ -120,15 +136,10 @@ impl FeedForward for MoeFfn {
             for &(token, _) in rows {
                 s.rows.extend_from_slice(&x[token * hidden..(token + 1) * hidden]);
             }
-            let mut expert_out = std::mem::take(&mut s.expert_out);
-            let n = rows.len();
-            let gathered = std::mem::take(&mut s.rows);
-            expert.forward(&gathered, n, &mut expert_out, s, None);
-            s.rows = gathered;
-            for (&(token, weight), y) in rows.iter().zip(expert_out.chunks_exact(hidden)) {
+            expert.apply(&s.rows, rows.len(), &mut s.expert_out, &mut s.dense);
+            for (&(token, weight), y) in rows.iter().zip(s.expert_out.chunks_exact(hidden)) {
                 axpy(&mut out[token * hidden..(token + 1) * hidden], weight, y);
             }
-            s.expert_out = expert_out;
         }
     }
 
