@@ -172,6 +172,8 @@ pub struct MessagesResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OutputBlock {
+    /// A thinking model's reasoning. hearth signs nothing: `signature` is empty.
+    Thinking { thinking: String, signature: String },
     Text { text: String },
     ToolUse { id: String, name: String, input: Value },
 }

@@ -54,12 +54,15 @@ pub struct ChatMessageIn {
     pub tool_calls: Option<Vec<Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// An assistant turn's reasoning, sent back as vLLM returns it (`reasoning` is accepted too).
+    #[serde(default, alias = "reasoning", skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
 }
 
 impl ChatMessageIn {
     /// A message of plain text.
     pub fn text(role: &str, text: impl Into<String>) -> Self {
-        ChatMessageIn { role: role.into(), content: Some(MessageContent::Text(text.into())), name: None, tool_calls: None, tool_call_id: None }
+        ChatMessageIn { role: role.into(), content: Some(MessageContent::Text(text.into())), name: None, tool_calls: None, tool_call_id: None, reasoning_content: None }
     }
 }
 
@@ -102,6 +105,9 @@ pub struct ChatChoice {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessageOut {
     pub role: String,
+    /// A thinking model's reasoning, apart from the answer (vLLM's and llama.cpp's field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
     pub content: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
@@ -188,6 +194,8 @@ pub struct ChatChunkChoice {
 pub struct ChatDelta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -65,6 +65,9 @@ pub struct OllamaMessage {
     pub tool_calls: Option<Vec<Value>>,
     #[serde(default)]
     pub tool_name: Option<String>,
+    /// An assistant turn's reasoning (a thinking model's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<String>,
 }
 
 /// Sampling `options` (llama.cpp names); the ones hearth has no use for (num_ctx, num_gpu...)

@@ -194,10 +194,12 @@ pub struct IncompleteDetails {
     pub reason: String,
 }
 
-/// An output item: the assistant's message, or one function call.
+/// An output item: a thinking model's reasoning, the assistant's message, or one function call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OutputItem {
+    /// The reasoning as one `reasoning_text` part; `summary` stays empty (hearth writes none).
+    Reasoning { id: String, summary: Vec<Value>, content: Vec<ReasoningText> },
     Message { id: String, status: String, role: String, content: Vec<OutputText> },
     FunctionCall {
         id: String,
@@ -215,6 +217,17 @@ impl OutputItem {
     /// The item as the input of a later turn (what `previous_response_id` replays).
     pub fn as_input(&self) -> InputItem {
         match self {
+            OutputItem::Reasoning { id, summary, content } => InputItem {
+                kind: Some("reasoning".into()),
+                id: Some(id.clone()),
+                other: [
+                    ("summary".to_string(), Value::Array(summary.clone())),
+                    ("content".to_string(), serde_json::to_value(content).unwrap_or_default()),
+                ]
+                .into_iter()
+                .collect(),
+                ..Default::default()
+            },
             OutputItem::Message { content, .. } => {
                 InputItem::message("assistant", content.iter().map(|part| part.text.as_str()).collect())
             }
@@ -228,6 +241,20 @@ impl OutputItem {
                 ..Default::default()
             },
         }
+    }
+}
+
+/// A `reasoning_text` content part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReasoningText {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub text: String,
+}
+
+impl ReasoningText {
+    pub fn new(text: String) -> Self {
+        ReasoningText { kind: "reasoning_text".into(), text }
     }
 }
 

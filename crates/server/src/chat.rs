@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use hearth_protocol::{ChatChoice, ChatCompletionRequest, ChatCompletionResponse, ChatMessageIn, ChatMessageOut, MessageContent};
 use hearth_tokenizer::ChatInputs;
-use hearth_tools::parse_reply;
+use hearth_tools::ReplyFormat;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -52,7 +52,7 @@ pub async fn chat_completions(
         logprobs,
         format: request.response_format.as_ref(),
     };
-    let Started { submitted, plan, callable, single_call, .. } = conversation.start(&state, &model, ask)?;
+    let Started { submitted, plan, reply, single_call, .. } = conversation.start(&state, &model, ask)?;
     let shape = ChatShape::new(
         format!("chatcmpl-{}", crate::random_id()),
         unix_now(),
@@ -62,7 +62,7 @@ pub async fn chat_completions(
         plan.include_usage,
     );
     if plan.stream {
-        let shape = shape.parse_calls(submitted.num_choices(), callable, single_call);
+        let shape = shape.read_replies(submitted.num_choices(), &reply, single_call);
         return Ok(sse_response(submitted, shape, plan.include_usage, log));
     }
     let (results, usage) = generation::collect(submitted, &log).await?;
@@ -70,7 +70,7 @@ pub async fn chat_completions(
         .iter()
         .enumerate()
         .map(|(index, r)| {
-            let (message, made_calls) = assistant_message(&r.text, &callable, single_call);
+            let (message, made_calls) = assistant_message(&r.text, &reply, single_call);
             ChatChoice {
                 index: index as u32,
                 message,
@@ -91,17 +91,19 @@ pub async fn chat_completions(
     Ok(Json(response).into_response())
 }
 
-/// The reply as a message: calls parsed out when `callable` is not empty. Also says whether
-/// calls were made.
-fn assistant_message(text: &str, callable: &[String], single: bool) -> (ChatMessageOut, bool) {
-    if callable.is_empty() {
-        return (ChatMessageOut { role: "assistant".into(), content: Some(text.to_string()), tool_calls: Vec::new() }, false);
-    }
-    let reply = parse_reply(text, callable);
+/// The reply as a message: reasoning apart, calls parsed out as `format` says. Also says
+/// whether calls were made.
+fn assistant_message(text: &str, format: &ReplyFormat, single: bool) -> (ChatMessageOut, bool) {
+    let reply = hearth_tools::read_reply(text, format);
     let mut counter = CallCounter::new(single);
     let tool_calls: Vec<_> = reply.calls.into_iter().filter_map(|c| counter.accept(c).map(|(_, wire)| wire)).collect();
     let made_calls = counter.made_calls();
-    (ChatMessageOut { role: "assistant".into(), content: reply.content, tool_calls }, made_calls)
+    // a reply that is all calls has no content (null), as OpenAI sends it; plain text stays text
+    let content = match (reply.content, made_calls) {
+        (None, false) => Some(String::new()),
+        (content, _) => content,
+    };
+    (ChatMessageOut { role: "assistant".into(), reasoning_content: reply.reasoning, content, tool_calls }, made_calls)
 }
 
 /// A message as chat templates expect it: content as one string.
@@ -115,6 +117,9 @@ struct TemplateMessage<'a> {
     tool_calls: Option<Vec<serde_json::Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_call_id: Option<&'a str>,
+    /// An earlier assistant turn's reasoning (Qwen3's template shows the latest turn's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
 }
 
 fn template_message(index: usize, message: &ChatMessageIn) -> Result<TemplateMessage<'_>, ApiError> {
@@ -145,6 +150,7 @@ fn template_message(index: usize, message: &ChatMessageIn) -> Result<TemplateMes
         name: message.name.as_deref(),
         tool_calls: message.tool_calls.as_ref().map(|calls| template_tool_calls(index, calls)).transpose()?,
         tool_call_id: message.tool_call_id.as_deref(),
+        reasoning_content: message.reasoning_content.as_deref().filter(|_| role == "assistant"),
     })
 }
 

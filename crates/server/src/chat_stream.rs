@@ -1,6 +1,6 @@
-//! Chat answers as stream chunks: the role first, content deltas, and when tools are offered
-//! the reply parser in between, so calls go out as `delta.tool_calls` and no call markup
-//! reaches `delta.content`.
+//! Chat answers as stream chunks: the role first, then what the reply reader decides: a
+//! thinking model's reasoning as `delta.reasoning_content`, content deltas, calls as
+//! `delta.tool_calls`, so no reasoning or call markup reaches `delta.content`.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use hearth_protocol::{
     ChatChunkChoice, ChatCompletionChunk, ChatDelta, ChatLogprobs, FunctionCall, FunctionCallDelta, ToolCall,
     ToolCallDelta, Usage,
 };
-use hearth_tools::{ReplyEvent, ReplyParser};
+use hearth_tools::{ReplyEvent, ReplyFormat, ReplyReader};
 use hearth_tokenizer::Tokenizer;
 
 use crate::logprobs;
@@ -53,9 +53,9 @@ pub fn finish_reason(reason: FinishReason, made_calls: bool) -> String {
     }
 }
 
-/// The reply parser of one streamed choice.
-struct ChoiceCalls {
-    parser: ReplyParser,
+/// The reply reader of one streamed choice.
+struct ChoiceReader {
+    reader: ReplyReader,
     counter: CallCounter,
 }
 
@@ -67,23 +67,19 @@ pub struct ChatShape {
     pub tokenizer: Arc<Tokenizer>,
     pub logprobs: bool,
     pub include_usage: bool,
-    /// Per choice, when calls are parsed.
-    calls: Vec<Option<ChoiceCalls>>,
+    /// Per choice (none: the text is sent as it comes).
+    readers: Vec<ChoiceReader>,
 }
 
 impl ChatShape {
     pub fn new(id: String, created: u64, model: String, tokenizer: Arc<Tokenizer>, logprobs: bool, include_usage: bool) -> Self {
-        ChatShape { id, created, model, tokenizer, logprobs, include_usage, calls: Vec::new() }
+        ChatShape { id, created, model, tokenizer, logprobs, include_usage, readers: Vec::new() }
     }
 
-    /// Parses calls out of each choice's text; `callable` names the functions calls may name
-    /// (empty: calls are not parsed), `single` keeps only the first call.
-    pub fn parse_calls(mut self, choices: usize, callable: Vec<String>, single: bool) -> Self {
-        if !callable.is_empty() {
-            self.calls = (0..choices)
-                .map(|_| Some(ChoiceCalls { parser: ReplyParser::new(callable.clone()), counter: CallCounter::new(single) }))
-                .collect();
-        }
+    /// Reads each choice's text as `format` says (reasoning, calls); `single` keeps only the
+    /// first call.
+    pub fn read_replies(mut self, choices: usize, format: &ReplyFormat, single: bool) -> Self {
+        self.readers = (0..choices).map(|_| ChoiceReader { reader: ReplyReader::new(format), counter: CallCounter::new(single) }).collect();
         self
     }
 
@@ -103,13 +99,14 @@ impl ChatShape {
         self.chunk(vec![ChatChunkChoice { index, delta, logprobs, finish_reason: finish }], None)
     }
 
-    /// The deltas of what the parser decided: content as it is, each call as a header
-    /// (id, type, name, empty arguments) and then its arguments.
-    fn call_deltas(&mut self, index: u32, events: Vec<ReplyEvent>) -> Vec<ChatDelta> {
-        let Some(Some(choice)) = self.calls.get_mut(index as usize) else { return Vec::new() };
+    /// The deltas of what the reader decided: reasoning and content as they are, each call as
+    /// a header (id, type, name, empty arguments) and then its arguments.
+    fn reply_deltas(&mut self, index: u32, events: Vec<ReplyEvent>) -> Vec<ChatDelta> {
+        let Some(choice) = self.readers.get_mut(index as usize) else { return Vec::new() };
         let mut deltas = Vec::new();
         for event in events {
             match event {
+                ReplyEvent::Reasoning(text) => deltas.push(ChatDelta { reasoning_content: Some(text), ..Default::default() }),
                 ReplyEvent::Content(text) => deltas.push(ChatDelta { content: Some(text), ..Default::default() }),
                 ReplyEvent::Call(call) => {
                     let Some((n, wire)) = choice.counter.accept(call) else { continue };
@@ -125,20 +122,20 @@ impl ChatShape {
         deltas
     }
 
-    /// The deltas for a token's text, through the reply parser when calls are parsed.
+    /// The deltas for a token's text, through the choice's reply reader.
     fn token_deltas(&mut self, index: u32, text: &str, finished: bool) -> Vec<ChatDelta> {
-        match self.calls.get_mut(index as usize) {
-            Some(Some(choice)) => {
-                let events = choice.parser.push_piece(text, finished);
-                self.call_deltas(index, events)
+        match self.readers.get_mut(index as usize) {
+            Some(choice) => {
+                let events = choice.reader.push_piece(text, finished);
+                self.reply_deltas(index, events)
             }
-            _ if text.is_empty() => Vec::new(),
-            _ => vec![ChatDelta { content: Some(text.to_string()), ..Default::default() }],
+            None if text.is_empty() => Vec::new(),
+            None => vec![ChatDelta { content: Some(text.to_string()), ..Default::default() }],
         }
     }
 
     fn made_calls(&self, index: u32) -> bool {
-        matches!(self.calls.get(index as usize), Some(Some(c)) if c.counter.made_calls())
+        self.readers.get(index as usize).is_some_and(|c| c.counter.made_calls())
     }
 
     /// Chunks for `deltas`; the token's logprobs ride on the first, the finish reason on the
@@ -162,7 +159,7 @@ impl ChatShape {
 
 impl ChunkShape for ChatShape {
     fn opening(&self, index: u32) -> Option<String> {
-        let delta = ChatDelta { role: Some("assistant".into()), content: Some(String::new()), tool_calls: None };
+        let delta = ChatDelta { role: Some("assistant".into()), content: Some(String::new()), ..Default::default() };
         Some(self.delta_chunk(index, delta, None, None))
     }
 

@@ -3,7 +3,7 @@
 //! plan, grammars, admission and submission to the engine.
 
 use hearth_protocol::{ChatMessageIn, SamplingFields};
-use hearth_tools::{parse_reply, ParsedReply};
+use hearth_tools::{read_reply, CallFormat, ParsedReply, ReplyFormat, ThinkingStart};
 use serde_json::{Map, Value};
 
 use crate::chat::render_chat;
@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::generation::{self, Submitted};
 use crate::params::{self, GenerationPlan};
 use crate::state::{AppState, ServedModel};
-use crate::structured;
+use crate::structured::{self, CallSyntax};
 use crate::tool_plan::ToolPlan;
 
 /// A request in the pipeline's terms.
@@ -40,8 +40,8 @@ pub struct Started {
     pub submitted: Submitted,
     pub plan: GenerationPlan,
     pub prompt_tokens: u64,
-    /// The functions whose calls are parsed out of the reply (empty: the reply is text).
-    pub callable: Vec<String>,
+    /// How the reply is read: reasoning split off, calls parsed out (in the model's syntax).
+    pub reply: ReplyFormat,
     /// At most one call per reply.
     pub single_call: bool,
 }
@@ -79,13 +79,10 @@ impl Conversation {
     }
 }
 
-/// A finished reply split into its text and its calls (all text when nothing is callable);
-/// with `single`, the first call alone (an extra one is logged, not answered).
-pub fn reply_parts(text: &str, callable: &[String], single: bool) -> ParsedReply {
-    if callable.is_empty() {
-        return ParsedReply { content: Some(text.to_string()), calls: Vec::new() };
-    }
-    let mut reply = parse_reply(text, callable);
+/// A finished reply split into its reasoning, its text and its calls; with `single`, the
+/// first call alone (an extra one is logged, not answered).
+pub fn reply_parts(text: &str, format: &ReplyFormat, single: bool) -> ParsedReply {
+    let mut reply = read_reply(text, format);
     if single && reply.calls.len() > 1 {
         for extra in reply.calls.drain(1..) {
             tracing::warn!(function = %extra.name, "dropping a second call: parallel tool calls are off");
@@ -105,10 +102,32 @@ pub fn start_prompt(
     prompt_param: &str,
 ) -> Result<Started, ApiError> {
     let plan = params::plan(ask.fields, ask.max_tokens, ask.logprobs, &model.defaults)?;
-    let constraints = structured::constraints(model, ask.format, tools, plan.n)?;
+    let reply = reply_format(model, tools, &prompt);
+    let constraints = structured::constraints(model, ask.format, tools, plan.n, reply.thinking)?;
     let prompt_tokens = prompt.len() as u64;
     let guard = state.admit(model, plan.n)?;
     let submitted = generation::submit(model, vec![prompt], &plan, guard, prompt_param, constraints)?;
-    let callable = if tools.parses_calls() { tools.callable_names() } else { Vec::new() };
-    Ok(Started { submitted, plan, prompt_tokens, callable, single_call: !tools.parallel })
+    Ok(Started { submitted, plan, prompt_tokens, reply, single_call: !tools.parallel })
+}
+
+/// How the reply to `prompt` is read: reasoning split off when the model thinks (its chat
+/// template knows `<think>`), calls parsed in the syntax its template teaches.
+pub fn reply_format(model: &ServedModel, tools: &ToolPlan, prompt: &[u32]) -> ReplyFormat {
+    let thinks = model.template.as_ref().is_some_and(|t| t.source().contains("<think>"));
+    let thinking = thinks.then(|| match prompt_opens_thinking(model, prompt) {
+        true => ThinkingStart::OpenedByPrompt,
+        false => ThinkingStart::InReply,
+    });
+    let calls = tools.parses_calls().then(|| match CallSyntax::of(model.template.as_ref()) {
+        CallSyntax::XmlFunctions => CallFormat::Xml(tools.callable().iter().map(|t| (t.name.clone(), t.parameters.clone())).collect()),
+        CallSyntax::HermesTags | CallSyntax::BareJson => CallFormat::Json(tools.callable_names()),
+    });
+    ReplyFormat { thinking, calls }
+}
+
+/// The prompt ends inside an opened `<think>` block (templates that start the reasoning for
+/// the model).
+fn prompt_opens_thinking(model: &ServedModel, prompt: &[u32]) -> bool {
+    let tail = model.tokenizer().decode(&prompt[prompt.len().saturating_sub(4)..]);
+    tail.trim_end().ends_with("<think>")
 }

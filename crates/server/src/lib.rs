@@ -27,6 +27,7 @@ mod status;
 mod stream;
 mod structured;
 mod tool_plan;
+mod xml_grammar;
 
 use std::future::Future;
 use std::net::SocketAddr;

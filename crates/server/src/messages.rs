@@ -15,7 +15,7 @@ use hearth_protocol::anthropic::{
     CountTokensRequest, MessagesRequest, MessagesResponse, OutputBlock, OutputConfig, TextOrBlocks, ThinkingConfig,
 };
 use hearth_protocol::{ChatMessageIn, MessageContent, SamplingFields, StopSpec};
-use hearth_tools::ToolCall;
+use hearth_tools::{ReplyFormat, ToolCall};
 use serde_json::{json, Value};
 
 use crate::access_log::RequestLog;
@@ -74,7 +74,8 @@ async fn answer(state: Arc<crate::AppState>, log: Arc<RequestLog>, body: Result<
         ..Default::default()
     };
     let ask = Ask { fields, max_tokens: Some(request.max_tokens), format: format.as_ref(), ..Default::default() };
-    let Started { submitted, plan, prompt_tokens, callable, single_call } = conversation.start(&state, &model, ask)?;
+    let Started { submitted, plan, prompt_tokens, reply, single_call } = conversation.start(&state, &model, ask)?;
+    let show_thinking = thinking_shown(request.thinking.as_ref());
     let id = format!("msg_{}", crate::random_id());
     if plan.stream {
         let opening = MessagesResponse {
@@ -87,11 +88,11 @@ async fn answer(state: Arc<crate::AppState>, log: Arc<RequestLog>, body: Result<
             stop_sequence: None,
             usage: AnthropicUsage { input_tokens: prompt_tokens, ..Default::default() },
         };
-        return Ok(crate::messages_stream::sse_response(submitted, opening, callable, single_call, log));
+        return Ok(crate::messages_stream::sse_response(submitted, opening, reply, single_call, show_thinking, log));
     }
     let (results, usage) = generation::collect(submitted, &log).await?;
     let result = results.into_iter().next().unwrap_or_default();
-    let (content, made_calls) = output_blocks(&result.text, &callable, single_call);
+    let (content, made_calls) = output_blocks(&result.text, &reply, single_call, show_thinking);
     let reason = result.finish.as_ref().map(|f| f.reason).unwrap_or(FinishReason::Stop);
     let stop_sequence = result.finish.as_ref().and_then(|f| f.stop_string.clone());
     let response = MessagesResponse {
@@ -128,13 +129,25 @@ pub fn tool_use_block(call: ToolCall) -> OutputBlock {
     OutputBlock::ToolUse { id: format!("toolu_{}", crate::random_id()), name: call.name, input }
 }
 
-/// The reply as content blocks (text, then tool_use blocks); also whether calls were made.
-fn output_blocks(text: &str, callable: &[String], single: bool) -> (Vec<OutputBlock>, bool) {
-    let reply = reply_parts(text, callable, single);
-    let mut blocks: Vec<OutputBlock> = reply.content.into_iter().map(|text| OutputBlock::Text { text }).collect();
+/// `thinking.display: "omitted"` asks for thinking blocks without their text.
+fn thinking_shown(thinking: Option<&ThinkingConfig>) -> bool {
+    thinking.and_then(|t| t.display.as_deref()) != Some("omitted")
+}
+
+/// A thinking block; its text left out when the client asked for it omitted.
+pub fn thinking_block(text: String, shown: bool) -> OutputBlock {
+    OutputBlock::Thinking { thinking: if shown { text } else { String::new() }, signature: String::new() }
+}
+
+/// The reply as content blocks (thinking, text, then tool_use blocks); also whether calls
+/// were made.
+fn output_blocks(text: &str, format: &ReplyFormat, single: bool, show_thinking: bool) -> (Vec<OutputBlock>, bool) {
+    let reply = reply_parts(text, format, single);
+    let thinking = reply.reasoning.map(|text| thinking_block(text, show_thinking));
+    let mut blocks: Vec<OutputBlock> = thinking.into_iter().chain(reply.content.map(|text| OutputBlock::Text { text })).collect();
     blocks.extend(reply.calls.into_iter().map(tool_use_block));
     let made_calls = blocks.iter().any(|b| matches!(b, OutputBlock::ToolUse { .. }));
-    if blocks.is_empty() {
+    if !blocks.iter().any(|b| matches!(b, OutputBlock::Text { .. } | OutputBlock::ToolUse { .. })) {
         blocks.push(OutputBlock::Text { text: String::new() });
     }
     (blocks, made_calls)
@@ -291,20 +304,23 @@ fn convert_message(index: usize, message: &AnthropicMessage, out: &mut Vec<ChatM
         "assistant" => {
             let mut texts = Vec::new();
             let mut calls = Vec::new();
+            let mut reasoning: Option<String> = None;
             for (j, block) in blocks.iter().enumerate() {
                 match block {
                     ContentBlock::Text { text } => texts.push(text.clone()),
                     ContentBlock::ToolUse { id, name, input } => calls.push(json!({"id": id, "type": "function",
                         "function": {"name": name, "arguments": input.to_string()}})),
-                    // earlier turns' reasoning is not part of the prompt (chat templates of
-                    // thinking models drop it too)
-                    ContentBlock::Thinking { .. } | ContentBlock::RedactedThinking { .. } => {}
+                    // the turn's reasoning goes to the template, which shows it where the model
+                    // expects it (Qwen3's: within the current tool loop) and drops it elsewhere
+                    ContentBlock::Thinking { thinking, .. } => reasoning.get_or_insert_with(String::new).push_str(thinking),
+                    ContentBlock::RedactedThinking { .. } => {}
                     other => return Err(unsupported_block(other, &format!("{param}[{j}]"))),
                 }
             }
             let content = (!texts.is_empty()).then(|| MessageContent::Text(texts.join("\n")));
             let tool_calls = (!calls.is_empty()).then_some(calls);
-            out.push(ChatMessageIn { role: "assistant".into(), content, name: None, tool_calls, tool_call_id: None });
+            let reasoning_content = reasoning.filter(|r| !r.is_empty());
+            out.push(ChatMessageIn { role: "assistant".into(), content, name: None, tool_calls, tool_call_id: None, reasoning_content });
         }
         // Claude Code sends its environment notes as a system message inside `messages`
         "system" => out.push(ChatMessageIn::text("system", joined_text(&message.content, &param)?)),

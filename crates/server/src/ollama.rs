@@ -19,7 +19,7 @@ use crate::access_log::RequestLog;
 use crate::body::parse_body;
 use crate::conversation::{reply_parts, start_prompt, Ask, Conversation, Started};
 use crate::error::ApiError;
-use crate::ollama_stream::{done_fields, line, ndjson_response, piece, Shape};
+use crate::ollama_stream::{done_fields, line, ndjson_response, piece, with_thinking, Shape};
 use crate::state::{AppState, ServedModel};
 use crate::tool_plan::ToolPlan;
 use crate::{generation, warn_unknown_fields};
@@ -173,15 +173,18 @@ async fn run(state: &AppState, model: &ServedModel, log: Arc<RequestLog>, job: J
     };
     let format = response_format(job.format.as_ref())?;
     let ask = Ask { fields, max_tokens, logprobs: None, format: format.as_ref() };
-    let Started { submitted, callable, .. } = start_prompt(state, model, job.prompt, tools, ask, "prompt")?;
+    let Started { submitted, reply: format, .. } = start_prompt(state, model, job.prompt, tools, ask, "prompt")?;
     if job.stream.unwrap_or(true) {
-        return Ok(ndjson_response(submitted, job.shape, job.name, callable, log));
+        return Ok(ndjson_response(submitted, job.shape, job.name, &format, log));
     }
     let started = std::time::Instant::now();
     let (results, _) = generation::collect(submitted, &log).await?;
     let result = results.into_iter().next().unwrap_or_default();
-    let reply = reply_parts(&result.text, &callable, false);
+    let reply = reply_parts(&result.text, &format, false);
     let mut answer = piece(job.shape, reply.content.as_deref().unwrap_or(""), &reply.calls);
+    if let Some(thinking) = reply.reasoning {
+        answer = with_thinking(job.shape, answer, thinking);
+    }
     let finished = result.finish.ok_or_else(|| ApiError::internal("the request ended without finishing"))?;
     if let (Value::Object(o), Value::Object(done)) = (&mut answer, done_fields(&finished, started, None, !reply.calls.is_empty())) {
         o.extend(done);
@@ -209,6 +212,7 @@ fn chat_message(index: usize, message: &OllamaMessage) -> Result<ChatMessageIn, 
     }
     let mut out = ChatMessageIn::text(&message.role, &message.content);
     out.name = message.tool_name.clone();
+    out.reasoning_content = message.thinking.clone().filter(|_| message.role == "assistant");
     if let Some(calls) = &message.tool_calls {
         let converted = calls
             .iter()

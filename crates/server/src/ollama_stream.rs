@@ -1,6 +1,7 @@
 //! Ollama's NDJSON answers: one JSON object per line while the reply grows (`done: false`),
 //! then a last one with `done: true`, the done reason and the counts and durations Ollama
-//! reports. With tools, calls are parsed out of the text and sent as `tool_calls` once whole.
+//! reports. A thinking model's reasoning goes out as `thinking`; with tools, calls are parsed
+//! out of the text and sent as `tool_calls` once whole.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,7 +11,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use hearth_engine::{EngineEvent, FinishReason, Finished};
-use hearth_tools::{ReplyEvent, ReplyParser, ToolCall};
+use hearth_tools::{ReplyEvent, ReplyFormat, ReplyReader, ToolCall};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -34,6 +35,18 @@ pub fn piece(shape: Shape, text: &str, calls: &[ToolCall]) -> Value {
         Shape::Chat if calls.is_empty() => json!({"message": {"role": "assistant", "content": text}}),
         Shape::Chat => json!({"message": {"role": "assistant", "content": text, "tool_calls": ollama_calls(calls)}}),
     }
+}
+
+/// `value` (a piece) with the reasoning `thinking` beside its text.
+pub fn with_thinking(shape: Shape, mut value: Value, thinking: String) -> Value {
+    let holder = match shape {
+        Shape::Chat => value.get_mut("message"),
+        Shape::Generate => Some(&mut value),
+    };
+    if let Some(Value::Object(o)) = holder {
+        o.insert("thinking".into(), Value::String(thinking));
+    }
+    value
 }
 
 /// Calls in Ollama's shape: arguments as an object.
@@ -71,10 +84,9 @@ pub fn line(model: &str, mut fields: Value) -> Value {
     fields
 }
 
-pub fn ndjson_response(submitted: Submitted, shape: Shape, model: String, callable: Vec<String>, log: Arc<RequestLog>) -> Response {
+pub fn ndjson_response(submitted: Submitted, shape: Shape, model: String, format: &ReplyFormat, log: Arc<RequestLog>) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
-    let parser = (!callable.is_empty()).then(|| ReplyParser::new(callable));
-    tokio::spawn(drive(submitted, shape, model, parser, tx, log));
+    tokio::spawn(drive(submitted, shape, model, ReplyReader::new(format), tx, log));
     ([(header::CONTENT_TYPE, "application/x-ndjson")], channel_body(rx)).into_response()
 }
 
@@ -86,7 +98,7 @@ async fn drive(
     submitted: Submitted,
     shape: Shape,
     model: String,
-    mut parser: Option<ReplyParser>,
+    mut reader: ReplyReader,
     tx: mpsc::Sender<Bytes>,
     log: Arc<RequestLog>,
 ) {
@@ -110,12 +122,9 @@ async fn drive(
                 return;
             }
         };
-        let decided = match &mut parser {
-            Some(parser) => parser.push_piece(&text, finished.is_some()),
-            None => vec![ReplyEvent::Content(text)],
-        };
-        for event in decided {
+        for event in reader.push_piece(&text, finished.is_some()) {
             let fields = match event {
+                ReplyEvent::Reasoning(text) => with_thinking(shape, piece(shape, "", &[]), text),
                 ReplyEvent::Content(text) if text.is_empty() => continue,
                 ReplyEvent::Content(text) => piece(shape, &text, &[]),
                 ReplyEvent::Call(call) => {

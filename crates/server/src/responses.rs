@@ -11,11 +11,11 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use hearth_engine::{FinishReason, Finished};
 use hearth_protocol::responses::{
-    IncompleteDetails, InputItem, InputTokensDetails, OutputItem, OutputText, OutputTokensDetails, ResponseObject, ResponsesRequest,
+    IncompleteDetails, InputItem, InputTokensDetails, OutputItem, ReasoningText, OutputText, OutputTokensDetails, ResponseObject, ResponsesRequest,
     ResponsesUsage,
 };
 use hearth_protocol::SamplingFields;
-use hearth_tools::ToolCall;
+use hearth_tools::{ReplyFormat, ToolCall};
 use serde_json::{json, Map, Value};
 
 use crate::access_log::RequestLog;
@@ -56,15 +56,15 @@ pub async fn create(
     let format = response_format(request.text.as_ref())?;
     let fields = SamplingFields { temperature: request.temperature, top_p: request.top_p, ..Default::default() };
     let ask = Ask { fields, max_tokens: request.max_output_tokens, logprobs: None, format: format.as_ref() };
-    let Started { submitted, callable, single_call, .. } = conversation.start(&state, &model, ask)?;
+    let Started { submitted, reply, single_call, .. } = conversation.start(&state, &model, ask)?;
     let draft = Draft { id: format!("resp_{}", random_id()), created_at: unix_now(), model: model_name, request, history };
     if draft.request.stream == Some(true) {
-        return Ok(crate::responses_stream::sse_response(submitted, draft, callable, single_call, state, log));
+        return Ok(crate::responses_stream::sse_response(submitted, draft, reply, single_call, state, log));
     }
     let (results, _) = generation::collect(submitted, &log).await?;
     let result = results.into_iter().next().unwrap_or_default();
     let finished = result.finish.ok_or_else(|| ApiError::internal("the request ended without finishing"))?;
-    let output = output_items(&result.text, &callable, single_call, finished.reason, &draft.namespaces());
+    let output = output_items(&result.text, &reply, single_call, finished.reason, &draft.namespaces());
     Ok(Json(draft.finish(&state, output, &finished)).into_response())
 }
 
@@ -209,12 +209,17 @@ pub fn call_item(call: ToolCall, status: &str, namespaces: &[String]) -> OutputI
     }
 }
 
-/// The reply as output items: its text as one message (also when empty and nothing was
-/// called), then its calls (the first alone when `single`).
-fn output_items(text: &str, callable: &[String], single: bool, reason: FinishReason, namespaces: &[String]) -> Vec<OutputItem> {
+/// A reasoning item holding `text`.
+pub fn reasoning_item(id: String, text: String) -> OutputItem {
+    OutputItem::Reasoning { id, summary: Vec::new(), content: vec![ReasoningText::new(text)] }
+}
+
+/// The reply as output items: its reasoning, its text as one message (also when empty and
+/// nothing was called), then its calls (the first alone when `single`).
+fn output_items(text: &str, format: &ReplyFormat, single: bool, reason: FinishReason, namespaces: &[String]) -> Vec<OutputItem> {
     let status = item_status(reason);
-    let reply = reply_parts(text, callable, single);
-    let mut output = Vec::new();
+    let reply = reply_parts(text, format, single);
+    let mut output: Vec<OutputItem> = reply.reasoning.map(|text| reasoning_item(format!("rs_{}", random_id()), text)).into_iter().collect();
     match reply.content {
         Some(content) => output.push(message_item(format!("msg_{}", random_id()), content, status)),
         None if reply.calls.is_empty() => output.push(message_item(format!("msg_{}", random_id()), String::new(), status)),

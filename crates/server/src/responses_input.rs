@@ -68,7 +68,7 @@ fn add_item(index: usize, item: &InputItem, out: &mut Vec<ChatMessageIn>) -> Res
                     last.tool_calls.get_or_insert_with(Vec::new).push(call)
                 }
                 Some(last) if last.role == "assistant" => last.tool_calls = Some(vec![call]),
-                _ => out.push(ChatMessageIn { role: "assistant".into(), content: None, name: None, tool_calls: Some(vec![call]), tool_call_id: None }),
+                _ => out.push(ChatMessageIn { role: "assistant".into(), content: None, name: None, tool_calls: Some(vec![call]), tool_call_id: None, reasoning_content: None }),
             }
         }
         "function_call_output" => {

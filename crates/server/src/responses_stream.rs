@@ -1,5 +1,6 @@
 //! The Responses API's typed SSE events: response.created and .in_progress; per output item
-//! output_item.added, its content part or call arguments with deltas and .done events,
+//! (reasoning, message, call) output_item.added, its content part (reasoning_text or
+//! output_text) or call arguments with deltas and .done events,
 //! output_item.done; then response.completed (or .incomplete, .failed), all numbered by
 //! `sequence_number`.
 
@@ -10,16 +11,16 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use hearth_engine::{EngineEvent, FinishReason};
-use hearth_protocol::responses::{OutputItem, OutputText, ResponseErrorInfo};
-use hearth_tools::{ReplyEvent, ReplyParser, ToolCall};
+use hearth_protocol::responses::{OutputItem, OutputText, ReasoningText, ResponseErrorInfo};
+use hearth_tools::{ReplyEvent, ReplyFormat, ReplyReader, ToolCall};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
 use crate::access_log::RequestLog;
 use crate::generation::{usage, ChoiceEvent, Submitted};
-use crate::responses::{call_item, item_status, message_item, Draft};
+use crate::responses::{call_item, item_status, message_item, reasoning_item, Draft};
 use crate::state::AppState;
-use crate::stream::{channel_body, reply_events};
+use crate::stream::channel_body;
 
 /// Events wait here when the client reads slowly.
 const EVENT_BUFFER: usize = 64;
@@ -27,14 +28,23 @@ const EVENT_BUFFER: usize = 64;
 pub fn sse_response(
     submitted: Submitted,
     draft: Draft,
-    callable: Vec<String>,
+    format: ReplyFormat,
     single_call: bool,
     state: Arc<AppState>,
     log: Arc<RequestLog>,
 ) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(EVENT_BUFFER);
-    let parser = (!callable.is_empty()).then(|| ReplyParser::new(callable));
-    let writer = EventWriter { tx, sequence: 0, parser, single_call, namespaces: draft.namespaces(), output: Vec::new(), message: None };
+    let reader = ReplyReader::new(&format);
+    let writer = EventWriter {
+        tx,
+        sequence: 0,
+        reader,
+        single_call,
+        namespaces: draft.namespaces(),
+        output: Vec::new(),
+        reasoning: None,
+        message: None,
+    };
     tokio::spawn(writer.drive(submitted, draft, state, log));
     ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], channel_body(rx)).into_response()
 }
@@ -42,7 +52,7 @@ pub fn sse_response(
 /// The client went away.
 struct Gone;
 
-/// The message item being written.
+/// The reasoning or message item being written.
 struct OpenMessage {
     id: String,
     output_index: usize,
@@ -53,12 +63,13 @@ struct OpenMessage {
 struct EventWriter {
     tx: mpsc::Sender<Bytes>,
     sequence: u64,
-    parser: Option<ReplyParser>,
+    reader: ReplyReader,
     single_call: bool,
     /// The request's namespace tools (calls to their functions name them).
     namespaces: Vec<String>,
     /// The finished output items.
     output: Vec<OutputItem>,
+    reasoning: Option<OpenMessage>,
     message: Option<OpenMessage>,
 }
 
@@ -100,7 +111,8 @@ impl EventWriter {
                 EngineEvent::Finished(f) => {
                     let decided = self.decide("", true);
                     self.write(decided).await?;
-                    if self.output.is_empty() && self.message.is_none() {
+                    self.close_reasoning().await?;
+                    if !self.output.iter().any(|item| !matches!(item, OutputItem::Reasoning { .. })) && self.message.is_none() {
                         self.open_message().await?;
                     }
                     self.close_message(item_status(f.reason)).await?;
@@ -124,17 +136,22 @@ impl EventWriter {
 
     /// What became certain with this text.
     fn decide(&mut self, text: &str, finished: bool) -> Vec<ReplyEvent> {
-        reply_events(self.parser.as_mut(), text, finished)
+        self.reader.push_piece(text, finished)
     }
 
     async fn write(&mut self, events: Vec<ReplyEvent>) -> Result<(), Gone> {
         for event in events {
             match event {
-                ReplyEvent::Content(text) => self.text_delta(text).await?,
+                ReplyEvent::Reasoning(text) => self.reasoning_delta(text).await?,
+                ReplyEvent::Content(text) => {
+                    self.close_reasoning().await?;
+                    self.text_delta(text).await?
+                }
                 ReplyEvent::Call(call) if self.single_call && self.made_call() => {
                     tracing::warn!(function = %call.name, "dropping a second call: parallel_tool_calls is false");
                 }
                 ReplyEvent::Call(call) => {
+                    self.close_reasoning().await?;
                     self.close_message("completed").await?;
                     self.function_call(call).await?;
                 }
@@ -145,6 +162,37 @@ impl EventWriter {
 
     fn made_call(&self) -> bool {
         self.output.iter().any(|item| matches!(item, OutputItem::FunctionCall { .. }))
+    }
+
+    async fn reasoning_delta(&mut self, text: String) -> Result<(), Gone> {
+        if self.reasoning.is_none() {
+            let open = OpenMessage { id: format!("rs_{}", crate::random_id()), output_index: self.output.len(), text: String::new() };
+            let item = OutputItem::Reasoning { id: open.id.clone(), summary: Vec::new(), content: Vec::new() };
+            self.send("response.output_item.added", json!({"output_index": open.output_index, "item": item})).await?;
+            let part = ReasoningText::new(String::new());
+            let added = json!({"item_id": open.id, "output_index": open.output_index, "content_index": 0, "part": part});
+            self.send("response.content_part.added", added).await?;
+            self.reasoning = Some(open);
+        }
+        let Some(open) = self.reasoning.as_mut() else { return Ok(()) };
+        open.text.push_str(&text);
+        let delta = json!({"item_id": open.id, "output_index": open.output_index, "content_index": 0, "delta": text});
+        self.send("response.reasoning_text.delta", delta).await
+    }
+
+    async fn close_reasoning(&mut self) -> Result<(), Gone> {
+        let Some(OpenMessage { id, output_index, text }) = self.reasoning.take() else { return Ok(()) };
+        let at = json!({"item_id": id, "output_index": output_index, "content_index": 0});
+        let mut done = at.clone();
+        done["text"] = json!(text);
+        self.send("response.reasoning_text.done", done).await?;
+        let mut part_done = at;
+        part_done["part"] = json!(ReasoningText::new(text.clone()));
+        self.send("response.content_part.done", part_done).await?;
+        let item = reasoning_item(id, text);
+        self.send("response.output_item.done", json!({"output_index": output_index, "item": item})).await?;
+        self.output.push(item);
+        Ok(())
     }
 
     async fn open_message(&mut self) -> Result<(), Gone> {

@@ -122,13 +122,3 @@ async fn forward_events(
     }
     Ok(Ok(finished))
 }
-
-/// What became certain with a piece of a reply: the parser's events when calls are looked
-/// for, else the piece itself as content.
-pub fn reply_events(parser: Option<&mut hearth_tools::ReplyParser>, text: &str, last: bool) -> Vec<hearth_tools::ReplyEvent> {
-    match parser {
-        Some(parser) => parser.push_piece(text, last),
-        None if text.is_empty() => Vec::new(),
-        None => vec![hearth_tools::ReplyEvent::Content(text.to_string())],
-    }
-}

@@ -3,13 +3,14 @@
 //! template teaches) and, under "auto", lazy call grammars: one llguidance grammar per choice.
 
 use hearth_engine::{Grammar, GrammarCompiler, TokenConstraint};
-use hearth_tools::{call_start, CallForm};
+use hearth_tools::{answer_offset, call_start, CallForm, ThinkingStart};
 use hearth_tokenizer::ChatTemplate;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::state::ServedModel;
 use crate::tool_plan::{OfferedTool, ToolPlan};
+use crate::xml_grammar;
 
 /// How the model writes a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,13 +19,20 @@ pub enum CallSyntax {
     HermesTags,
     /// A bare JSON object (or a list of them).
     BareJson,
+    /// `<tool_call>\n<function=NAME>\n<parameter=KEY>\nVALUE\n</parameter>\n</function>\n</tool_call>`
+    /// (Qwen3-Coder's template).
+    XmlFunctions,
 }
 
 impl CallSyntax {
     pub fn of(template: Option<&ChatTemplate>) -> Self {
-        match template.is_some_and(|t| t.source().contains("<tool_call>")) {
-            true => CallSyntax::HermesTags,
-            false => CallSyntax::BareJson,
+        let source = template.map(ChatTemplate::source).unwrap_or_default();
+        if source.contains("<function=") && source.contains("<parameter=") {
+            CallSyntax::XmlFunctions
+        } else if source.contains("<tool_call>") {
+            CallSyntax::HermesTags
+        } else {
+            CallSyntax::BareJson
         }
     }
 }
@@ -81,7 +89,25 @@ pub fn forced_calls_grammar(plan: &ToolPlan, syntax: CallSyntax, schemas: bool) 
             Grammar::JsonSchema(with_layout(json!({"type": "array", "items": call, "minItems": 1})))
         }
         CallSyntax::BareJson => Grammar::JsonSchema(with_layout(call)),
+        CallSyntax::XmlFunctions => xml_grammar::forced_calls(plan, schemas),
     }
+}
+
+/// `grammar` after a thinking model's reasoning: the `<think>` block stays free (optional when
+/// the reply may open one, required up to `</think>` when the prompt opened it).
+fn after_reasoning(grammar: Grammar, thinking: Option<ThinkingStart>) -> Grammar {
+    let Some(start) = thinking else { return grammar };
+    let answer = match grammar {
+        Grammar::JsonSchema(schema) => format!("answer: %json {schema}\n"),
+        Grammar::Lark(text) => text.replacen("start:", "answer:", 1),
+    };
+    let reasoning = match start {
+        ThinkingStart::InReply => "(\"<think>\" reasoning REASONING_END?)?",
+        ThinkingStart::OpenedByPrompt => "reasoning REASONING_END?",
+    };
+    Grammar::Lark(format!(
+        "start: {reasoning} answer\nreasoning[suffix=\"</think>\"]: /(?s:.*)/\nREASONING_END: /[ \\t\\r\\n]+/\n{answer}"
+    ))
 }
 
 /// One call of any callable function.
@@ -110,13 +136,23 @@ pub fn call_continuation(form: CallForm, call: &Value, parallel: bool) -> Gramma
     Grammar::Lark(format!("start: call{close}{more}\ncall: %json {call}\nWS: /[ \\t\\r\\n]+/\n"))
 }
 
-/// The lazy grammar of a reply under `tool_choice: "auto"`: free text until a call begins
-/// (a `<tool_call>` tag, a fenced or bare `{"name":`), then that call follows the tools'
-/// schemas.
-fn lazy_calls(compiler: &GrammarCompiler, call: Value, parallel: bool) -> TokenConstraint {
+/// The lazy grammar of a reply under `tool_choice: "auto"`: free text (and reasoning) until a
+/// call begins in the answer (a `<tool_call>` tag, a fenced or bare `{"name":`), then that
+/// call follows the tools' schemas.
+fn lazy_json_calls(compiler: &GrammarCompiler, call: Value, parallel: bool, thinking: Option<ThinkingStart>) -> TokenConstraint {
     compiler.lazy(Box::new(move |text: &str| {
-        let (start, form) = call_start(text)?;
-        Some((start, call_continuation(form, &call, parallel)))
+        let answer = answer_offset(text, thinking)?;
+        let (start, form) = call_start(&text[answer..])?;
+        Some((answer + start, call_continuation(form, &call, parallel)))
+    }))
+}
+
+/// The lazy grammar of XML calls: free until `<function=` appears in the answer.
+fn lazy_xml_calls(compiler: &GrammarCompiler, continuation: Grammar, thinking: Option<ThinkingStart>) -> TokenConstraint {
+    compiler.lazy(Box::new(move |text: &str| {
+        let answer = answer_offset(text, thinking)?;
+        let start = answer + text[answer..].find(xml_grammar::CALL_OPENER)?;
+        Some((start, continuation.clone()))
     }))
 }
 
@@ -138,6 +174,7 @@ pub fn constraints(
     format: Option<&Value>,
     plan: &ToolPlan,
     count: usize,
+    thinking: Option<ThinkingStart>,
 ) -> Result<Vec<Option<TokenConstraint>>, ApiError> {
     let format_grammar = response_format_grammar(format)?;
     if plan.forces_call() && format_grammar.is_some() {
@@ -150,15 +187,16 @@ pub fn constraints(
     let (grammar, param) = match format_grammar {
         Some(grammar) => (grammar, "response_format"),
         None if plan.forces_call() => (forced_calls_grammar(plan, syntax, true), "tools"),
-        None if plan.parses_calls() => return lazy_constraints(model.grammar_compiler()?, plan, count),
+        None if plan.parses_calls() => return lazy_constraints(model.grammar_compiler()?, plan, syntax, count, thinking),
         None => return Ok((0..count).map(|_| None).collect()),
     };
+    let grammar = after_reasoning(grammar, thinking);
     let compiler = model.grammar_compiler()?;
     let compile = |grammar: &Grammar| compiler.compile(grammar);
     let first = match compile(&grammar) {
         Ok(c) => c,
         Err(_) if param == "tools" && !plan.tools.iter().any(|t| t.strict) => {
-            let loose = forced_calls_grammar(plan, syntax, false);
+            let loose = after_reasoning(forced_calls_grammar(plan, syntax, false), thinking);
             return (0..count).map(|_| compile(&loose).map(Some).map_err(|e| refused(param, e))).collect();
         }
         Err(e) => return Err(refused(param, e)),
@@ -172,15 +210,32 @@ pub fn constraints(
 
 /// Lazy call grammars, one per choice; the tools' schemas are compiled once up front so that
 /// a strict tool whose schema llguidance cannot use is refused now, not skipped mid-reply.
-fn lazy_constraints(compiler: &GrammarCompiler, plan: &ToolPlan, count: usize) -> Result<Vec<Option<TokenConstraint>>, ApiError> {
+fn lazy_constraints(
+    compiler: &GrammarCompiler,
+    plan: &ToolPlan,
+    syntax: CallSyntax,
+    count: usize,
+    thinking: Option<ThinkingStart>,
+) -> Result<Vec<Option<TokenConstraint>>, ApiError> {
+    let strict = plan.tools.iter().any(|t| t.strict);
+    if syntax == CallSyntax::XmlFunctions {
+        let mut continuation = xml_grammar::call_continuation(plan, true);
+        if let Err(error) = compiler.compile(&continuation) {
+            if strict {
+                return Err(refused("tools", error));
+            }
+            continuation = xml_grammar::call_continuation(plan, false);
+        }
+        return Ok((0..count).map(|_| Some(lazy_xml_calls(compiler, continuation.clone(), thinking))).collect());
+    }
     let mut call = any_call_schema(plan, true);
     if let Err(error) = compiler.compile(&call_continuation(CallForm::Bare, &call, plan.parallel)) {
-        if plan.tools.iter().any(|t| t.strict) {
+        if strict {
             return Err(refused("tools", error));
         }
         call = any_call_schema(plan, false);
     }
-    Ok((0..count).map(|_| Some(lazy_calls(compiler, call.clone(), plan.parallel))).collect())
+    Ok((0..count).map(|_| Some(lazy_json_calls(compiler, call.clone(), plan.parallel, thinking))).collect())
 }
 
 fn refused(param: &str, error: hearth_engine::GrammarError) -> ApiError {

@@ -6,6 +6,7 @@
 
 mod calls;
 mod lenient;
+mod reader;
 mod reply;
 mod start;
 mod thinking;
@@ -13,6 +14,7 @@ mod xml_calls;
 
 pub use calls::{calls_in_json, ToolCall};
 pub use lenient::{parse as parse_lenient_json, value_end};
+pub use reader::{answer_offset, read_reply, CallFormat, ReplyFormat, ReplyReader, ThinkingStart};
 pub use reply::{parse_reply, ParsedReply, ReplyEvent, ReplyParser};
 pub use start::{call_start, CallForm};
 pub use thinking::{split_thinking, ThinkPart, ThinkSplitter};

@@ -8,6 +8,8 @@ use crate::lenient;
 /// What the parser has decided about the reply so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyEvent {
+    /// A thinking model's reasoning (never content, never read for calls).
+    Reasoning(String),
     Content(String),
     Call(ToolCall),
 }
@@ -15,6 +17,8 @@ pub enum ReplyEvent {
 /// A whole reply split into content and calls.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ParsedReply {
+    /// The reasoning before the answer; None when there is none.
+    pub reasoning: Option<String>,
     /// The text outside the calls; None when there is none.
     pub content: Option<String>,
     pub calls: Vec<ToolCall>,
@@ -34,6 +38,7 @@ impl ParsedReply {
         let mut reply = ParsedReply::default();
         for event in events {
             match event {
+                ReplyEvent::Reasoning(text) => reply.reasoning.get_or_insert_with(String::new).push_str(&text),
                 ReplyEvent::Content(text) => reply.content.get_or_insert_with(String::new).push_str(&text),
                 ReplyEvent::Call(call) => reply.calls.push(call),
             }

@@ -4,8 +4,8 @@
 
 use crate::reply::trailing_prefix_len;
 
-const OPEN: &str = "<think>";
-const CLOSE: &str = "</think>";
+pub(crate) const OPEN: &str = "<think>";
+pub(crate) const CLOSE: &str = "</think>";
 
 /// A decided part of the reply.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,7 @@ fn paris() -> ToolCall {
 }
 
 fn reply(content: Option<&str>, calls: Vec<ToolCall>) -> ParsedReply {
-    ParsedReply { content: content.map(str::to_string), calls }
+    ParsedReply { reasoning: None, content: content.map(str::to_string), calls }
 }
 
 /// (model text, expected split)

@@ -14,6 +14,7 @@ mod messages;
 mod ollama;
 mod openai_sdk;
 mod responses;
+mod qwen3_formats;
 mod speculative;
 mod stream_fixtures;
 mod tools_qwen;

@@ -7,19 +7,7 @@ use crate::support::*;
 
 /// (event name, data) of each frame of an Anthropic stream.
 async fn anthropic_events(server: &TestServer, body: &Value) -> Vec<(String, Value)> {
-    let response = client().post(server.url("/v1/messages")).json(body).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let text = response.text().await.unwrap();
-    text.split("\n\n")
-        .filter(|frame| !frame.trim().is_empty())
-        .map(|frame| {
-            let mut lines = frame.lines();
-            let event = lines.next().and_then(|l| l.strip_prefix("event: ")).expect("event line").to_string();
-            let data = lines.next().and_then(|l| l.strip_prefix("data: ")).expect("data line");
-            assert!(lines.next().is_none(), "one event and one data line per frame: {frame:?}");
-            (event, serde_json::from_str(data).unwrap())
-        })
-        .collect()
+    typed_events(server, "/v1/messages", body).await
 }
 
 fn weather_tool() -> Value {

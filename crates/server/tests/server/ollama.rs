@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::support::*;
 
 /// The JSON lines of an NDJSON answer.
-async fn ndjson(server: &TestServer, path: &str, body: &Value) -> Vec<Value> {
+pub async fn ndjson(server: &TestServer, path: &str, body: &Value) -> Vec<Value> {
     let response = client().post(server.url(path)).json(body).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/x-ndjson");

@@ -130,6 +130,23 @@ pub async fn stream(server: &TestServer, path: &str, body: &Value) -> Vec<Value>
     events.iter().map(|e| serde_json::from_str(e).expect("chunk is JSON")).collect()
 }
 
+/// (event name, data) of each frame of a typed SSE stream (Anthropic's and the Responses API's).
+pub async fn typed_events(server: &TestServer, path: &str, body: &Value) -> Vec<(String, Value)> {
+    let response = client().post(server.url(path)).json(body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    text.split("\n\n")
+        .filter(|frame| !frame.trim().is_empty())
+        .map(|frame| {
+            let mut lines = frame.lines();
+            let event = lines.next().and_then(|l| l.strip_prefix("event: ")).expect("event line").to_string();
+            let data = lines.next().and_then(|l| l.strip_prefix("data: ")).expect("data line");
+            assert!(lines.next().is_none(), "one event and one data line per frame: {frame:?}");
+            (event, serde_json::from_str(data).unwrap())
+        })
+        .collect()
+}
+
 pub fn chat(content: &str, extra: Value) -> Value {
     let mut body = serde_json::json!({
         "model": MODEL_NAME,
