@@ -143,6 +143,15 @@ impl Rope {
         Rope { inv_freq, style, magnitude }
     }
 
+    /// The frequencies divided by per-frequency `factors` (a GGUF's `rope_freqs` tensor, which
+    /// Llama 3.1 files carry in place of their rope scaling keys).
+    pub fn with_freq_factors(mut self, factors: &[f32]) -> Self {
+        for (frequency, factor) in self.inv_freq.iter_mut().zip(factors) {
+            *frequency /= factor;
+        }
+        self
+    }
+
     /// Rotates every head in `heads` (n heads of head_dim contiguous values) for position `pos`.
     pub fn apply(&self, heads: &mut [f32], pos: usize, cos_sin: &mut Vec<(f32, f32)>) {
         cos_sin.clear();

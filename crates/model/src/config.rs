@@ -168,8 +168,8 @@ fn gguf_moe(file: &GgufFile, key: &dyn Fn(&str) -> String, arch: ArchSpec) -> Re
     Ok(Some(shape))
 }
 
-/// llama.cpp's `rope.scaling.*` keys: `linear` and `yarn` (llama 3.1 GGUFs bake their scaling
-/// into a `rope_freqs` tensor instead, which is not read).
+/// llama.cpp's `rope.scaling.*` keys: `linear` and `yarn` (Llama 3.1 GGUFs carry their scaling
+/// as a `rope_freqs` tensor instead, which the transformer applies).
 fn gguf_rope_scaling(file: &GgufFile, key: &dyn Fn(&str) -> String) -> Result<RopeScaling, ModelError> {
     let kind = match file.meta(&key("rope.scaling.type")) {
         Some(_) => file.require_str(&key("rope.scaling.type"))?.to_string(),

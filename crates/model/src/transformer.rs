@@ -145,7 +145,10 @@ impl Model {
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
         let output = if w.has("output.weight") { Some(w.linear("output", config.vocab_size, h, false)?) } else { None };
-        let rope = config.rope();
+        let rope = match w.optional_vector("rope_freqs.weight", config.head_dim / 2)? {
+            Some(factors) => config.rope().with_freq_factors(&factors),
+            None => config.rope(),
+        };
         Ok(Model {
             embed: w.matrix("token_embd.weight", config.vocab_size, h)?,
             output_norm: w.vector("output_norm.weight", h)?,

@@ -24,12 +24,14 @@ pub struct TinyShape {
     pub tied_output: bool,
     /// (experts, used per token, expert hidden size) for a mixture of experts.
     pub moe: Option<(usize, usize, usize)>,
+    /// A `rope_freqs` tensor of per-frequency divisors (Llama 3.1's long-context RoPE).
+    pub rope_freqs: bool,
 }
 
 /// Qwen3's layout at a tiny size: QK-norm, no biases, a head dimension (128) that is not
 /// hidden / heads (64), an untied output.
 pub fn qwen3_dense() -> TinyShape {
-    TinyShape { arch: "qwen3", vocab: 384, hidden: 256, layers: 2, heads: 4, kv_heads: 2, head_dim: 128, ffn: 512, qk_norm: true, tied_output: false, moe: None }
+    TinyShape { arch: "qwen3", vocab: 384, hidden: 256, layers: 2, heads: 4, kv_heads: 2, head_dim: 128, ffn: 512, qk_norm: true, tied_output: false, moe: None, rope_freqs: false }
 }
 
 /// Qwen3-MoE's layout at a tiny size: qwen3's attention, 8 experts of which 2 per token, tied
@@ -54,7 +56,15 @@ pub fn qwen3_30b_a3b_shaped(layers: usize) -> TinyShape {
         qk_norm: true,
         tied_output: false,
         moe: Some((128, 8, 768)),
+        rope_freqs: false,
     }
+}
+
+/// Llama 3.1's layout at a tiny size: no QK-norm, head dimension hidden / heads, untied output,
+/// and a `rope_freqs` tensor dividing each rotary frequency (by 1 to 8 here; Llama 3.1's own
+/// factors run from 1 for the fastest to 8 for the slowest).
+pub fn llama_rope_freqs() -> TinyShape {
+    TinyShape { arch: "llama", head_dim: 64, qk_norm: false, rope_freqs: true, ..qwen3_dense() }
 }
 
 /// The seed every golden was recorded with.
@@ -62,7 +72,7 @@ pub const TINY_SEED: u64 = 20261208;
 
 /// The models of the bench, by the name their goldens are filed under.
 pub fn bench() -> Vec<(&'static str, TinyShape)> {
-    vec![("qwen3-dense", qwen3_dense()), ("qwen3-moe", qwen3_moe())]
+    vec![("qwen3-dense", qwen3_dense()), ("qwen3-moe", qwen3_moe()), ("llama-rope-freqs", llama_rope_freqs())]
 }
 
 /// How the matrices are stored (vectors stay f32, as converters keep them).
@@ -223,6 +233,9 @@ pub fn tiny_gguf(shape: &TinyShape, ty: TinyType, seed: u64) -> Vec<u8> {
     tensors.push(vector("output_norm.weight".into(), rng.values(h, 0.2, 1.0)));
     if !s.tied_output {
         tensors.push(matrix("output.weight".into(), s.vocab, h, rng.values(s.vocab * h, 1.7 / (h as f32).sqrt(), 0.0), ty));
+    }
+    if s.rope_freqs {
+        tensors.push(vector("rope_freqs.weight".into(), rng.values(s.head_dim / 2, 3.5, 4.5)));
     }
     write_gguf(&metadata, &tensors)
 }
