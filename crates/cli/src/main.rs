@@ -3,6 +3,7 @@
 mod bench;
 mod bench_engine;
 mod bench_grammar;
+mod bench_memory;
 mod bench_model;
 mod bench_replicas;
 mod bench_spec;
@@ -35,6 +36,8 @@ enum Command {
     Chat(chat::ChatArgs),
     /// Measure prompt-processing and decode speed of a model (like llama-bench).
     BenchModel(bench_model::BenchModelArgs),
+    /// Measure memory read bandwidth, the quantized products decode runs, and a model's decode as a share of it.
+    BenchMemory(bench_memory::BenchMemoryArgs),
     /// Measure the batching engine under concurrent requests and the prefix cache.
     BenchEngine(bench_engine::BenchEngineArgs),
     /// Speculative decoding on and off side by side: code edits and open-ended answers, alone and concurrent.
@@ -69,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Chat(args) => chat::run(args),
         Command::BenchModel(args) => bench_model::run(args),
+        Command::BenchMemory(args) => bench_memory::run(args),
         Command::BenchEngine(args) => bench_engine::run(args),
         Command::BenchSpec(args) => bench_spec::run(args),
         Command::BenchGrammar(args) => bench_grammar::run(args),

@@ -13,7 +13,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::interleaved::{record, GROUP_ROWS};
+use crate::interleaved::{record, GROUP_ROWS, Q6K_GROUP_BYTES};
 use crate::blocks::QuantActs;
 use crate::QuantType;
 
@@ -331,18 +331,18 @@ macro_rules! avx2_kernels {
             }
 
             /// The four code vectors of half `h` of Q6_K group g (elements 16g..16g+16): low nibbles
-            /// from two packed vectors, top bits from the group's high vector.
+            /// from the group's two packed vectors, top bits from its high vector.
             #[target_feature(enable = $features)]
             #[inline]
             unsafe fn q6k_group_codes(rec: *const u8, codes_at: usize, high_at: usize, g: usize, h: usize) -> [__m256i; 4] {
                 let (low4, low2) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3));
-                // SAFETY: a Q6_K record holds 32 nibble vectors at `codes_at` and 16 high vectors at
-                // `high_at`; g < 16 and h < 2.
+                // SAFETY: a Q6_K record holds 16 groups of two nibble vectors at `codes_at` and one
+                // high vector at `high_at`, Q6K_GROUP_BYTES apart; g < 16 and h < 2.
                 let (p0, p1, high) = unsafe {
                     (
-                        _mm256_loadu_si256(rec.add(codes_at + 128 * g + 32 * h) as *const __m256i),
-                        _mm256_loadu_si256(rec.add(codes_at + 128 * g + 64 + 32 * h) as *const __m256i),
-                        _mm256_loadu_si256(rec.add(high_at + 64 * g + 32 * h) as *const __m256i),
+                        _mm256_loadu_si256(rec.add(codes_at + Q6K_GROUP_BYTES * g + 32 * h) as *const __m256i),
+                        _mm256_loadu_si256(rec.add(codes_at + Q6K_GROUP_BYTES * g + 64 + 32 * h) as *const __m256i),
+                        _mm256_loadu_si256(rec.add(high_at + Q6K_GROUP_BYTES * g + 32 * h) as *const __m256i),
                     )
                 };
                 let top = |q: u32| {

@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::interleaved::{record, GROUP_ROWS};
+use crate::interleaved::{record, GROUP_ROWS, Q6K_GROUP_BYTES};
 use crate::blocks::QuantActs;
 use crate::QuantType;
 
@@ -220,19 +220,19 @@ unsafe fn negate(x: __m512) -> __m512 {
     _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32(i32::MIN)))
 }
 
-/// The four code vectors of Q6_K group g (elements 16g..16g+16): low nibbles from two
-/// packed vectors, top bits from the group's high vector.
+/// The four code vectors of Q6_K group g (elements 16g..16g+16): low nibbles from the
+/// group's two packed vectors, top bits from its high vector (192 bytes in a row).
 #[target_feature(enable = "avx512f,avx512bw")]
 #[inline]
 unsafe fn q6k_group_codes(rec: *const u8, codes_at: usize, high_at: usize, g: usize) -> [__m512i; 4] {
     let (low4, low2) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(3));
-    // SAFETY: a Q6_K record holds 32 nibble vectors at `codes_at` and 16 high vectors at
-    // `high_at`; g < 16.
+    // SAFETY: a Q6_K record holds 16 groups of two nibble vectors at `codes_at` and one high
+    // vector at `high_at`, Q6K_GROUP_BYTES apart; g < 16.
     let (p0, p1, high) = unsafe {
         (
-            _mm512_loadu_si512(rec.add(codes_at + 128 * g) as *const _),
-            _mm512_loadu_si512(rec.add(codes_at + 128 * g + 64) as *const _),
-            _mm512_loadu_si512(rec.add(high_at + 64 * g) as *const _),
+            _mm512_loadu_si512(rec.add(codes_at + Q6K_GROUP_BYTES * g) as *const _),
+            _mm512_loadu_si512(rec.add(codes_at + Q6K_GROUP_BYTES * g + 64) as *const _),
+            _mm512_loadu_si512(rec.add(high_at + Q6K_GROUP_BYTES * g) as *const _),
         )
     };
     let top = |q: u32| {

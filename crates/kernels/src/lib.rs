@@ -3,6 +3,7 @@
 //! chosen once per process: `isa`).
 
 pub mod attention;
+pub mod bandwidth;
 pub mod blocks;
 mod dispatch;
 #[cfg(target_arch = "x86_64")]
@@ -22,5 +23,5 @@ mod quant;
 pub mod threads;
 
 pub use isa::Isa;
-pub use qmatmul::{matmul_many, LayoutError, QMatrix};
+pub use qmatmul::{matmul_inputs, matmul_many, LayoutError, QMatrix};
 pub use quant::QuantType;

@@ -186,18 +186,33 @@ pub fn matmul_many(mats: &[QMatrix<'_>], x: &[f32], m: usize, outs: &mut [&mut [
 
 /// `matmul_many` on the given table's kernels.
 pub(crate) fn matmul_many_on(kernels: &Kernels, mats: &[QMatrix<'_>], x: &[f32], m: usize, outs: &mut [&mut [f32]]) {
-    assert_eq!(mats.len(), outs.len());
-    let cols = mats.first().map(|w| w.cols).unwrap_or(0);
-    assert_eq!(x.len(), m * cols, "activation size");
-    for (w, out) in mats.iter().zip(outs.iter()) {
-        assert_eq!(w.cols, cols, "matrices of one group share their input");
+    let inputs = vec![0; mats.len()];
+    matmul_inputs_on(kernels, &[(x, m)], mats, &inputs, outs)
+}
+
+/// Matrices over different inputs in ONE parallel region (a mixture's experts, each over its
+/// own rows): `outs[i] = inputs[input_of[i]] mats[i]^T`, an input being `(x, m)` (`m` rows).
+/// Each input is quantized once per weight type that reads it.
+pub fn matmul_inputs(inputs: &[(&[f32], usize)], mats: &[QMatrix<'_>], input_of: &[usize], outs: &mut [&mut [f32]]) {
+    matmul_inputs_on(crate::dispatch::kernels(), inputs, mats, input_of, outs)
+}
+
+/// `matmul_inputs` on the given table's kernels.
+pub(crate) fn matmul_inputs_on(kernels: &Kernels, inputs: &[(&[f32], usize)], mats: &[QMatrix<'_>], input_of: &[usize], outs: &mut [&mut [f32]]) {
+    assert!(mats.len() == outs.len() && mats.len() == input_of.len());
+    for ((w, out), &i) in mats.iter().zip(outs.iter()).zip(input_of) {
+        let (x, m) = inputs[i];
+        assert_eq!(x.len(), m * w.cols, "activation size");
         assert_eq!(out.len(), m * w.rows, "output size");
     }
-    let kinds: Vec<ActsKind> = mats.iter().map(|w| acts_kind(w.dtype)).collect();
-    let mut prepared: Vec<(ActsKind, PreparedActs)> = Vec::new();
-    for &kind in &kinds {
-        if !prepared.iter().any(|(k, _)| *k == kind) {
-            prepared.push((kind, prepare(kernels, kind, x, m, cols)));
+    crate::bandwidth::count_weight_bytes(mats.iter().map(|w| w.data.len()).sum());
+    // one preparation per (input, activation kind)
+    let keys: Vec<(usize, ActsKind)> = mats.iter().zip(input_of).map(|(w, &i)| (i, acts_kind(w.dtype))).collect();
+    let mut prepared: Vec<((usize, ActsKind), PreparedActs)> = Vec::new();
+    for (&key, w) in keys.iter().zip(mats) {
+        if !prepared.iter().any(|(k, _)| *k == key) {
+            let (x, m) = inputs[key.0];
+            prepared.push((key, prepare(kernels, key.1, x, m, w.cols)));
         }
     }
     let tasks: Vec<Task> = mats
@@ -208,11 +223,12 @@ pub(crate) fn matmul_many_on(kernels: &Kernels, mats: &[QMatrix<'_>], x: &[f32],
     let outs: Vec<SharedOut> = outs.iter_mut().map(|o| SharedOut(o.as_mut_ptr())).collect();
     let run = |scratch: &mut TaskScratch, task: &Task| {
         let w = &mats[task.mat];
-        let acts = &prepared.iter().find(|(k, _)| *k == kinds[task.mat]).expect("prepared above").1;
+        let (x, m) = inputs[input_of[task.mat]];
+        let acts = &prepared.iter().find(|(k, _)| *k == keys[task.mat]).expect("prepared above").1;
         // SAFETY: tasks cover disjoint row ranges of each output; outputs outlive the region.
         unsafe { run_task(kernels, w, acts, x, m, task.rows.clone(), outs[task.mat], scratch) };
     };
-    let total_work: usize = mats.iter().map(|w| w.rows * w.cols).sum::<usize>() * m;
+    let total_work: usize = mats.iter().zip(input_of).map(|(w, &i)| w.rows * w.cols * inputs[i].1).sum();
     if total_work < SERIAL_WORK || tasks.len() == 1 {
         let mut scratch = TaskScratch::default();
         tasks.iter().for_each(|t| run(&mut scratch, t));

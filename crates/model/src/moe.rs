@@ -14,6 +14,9 @@ pub trait FeedForward: Send + Sync {
     fn forward(&self, x: &[f32], total: usize, out: &mut Vec<f32>, scratch: &mut FfnScratch, routes: Option<&mut Vec<Vec<u32>>>);
     /// The layers it reads, for byte counts.
     fn linears(&self) -> Vec<&Linear>;
+    /// Weight bytes one token reads: every matrix of a dense block, the router and `used` of
+    /// the experts of a mixture.
+    fn active_bytes(&self) -> usize;
     /// The dense block, where it is one (calibration observes its inputs).
     fn dense(&self) -> Option<&DenseFfn> {
         None
@@ -72,6 +75,10 @@ impl FeedForward for DenseFfn {
         vec![&self.gate, &self.up, &self.down]
     }
 
+    fn active_bytes(&self) -> usize {
+        self.linears().iter().map(|l| l.weight.n_bytes()).sum()
+    }
+
     fn dense(&self) -> Option<&DenseFfn> {
         Some(self)
     }
@@ -128,24 +135,84 @@ impl FeedForward for MoeFfn {
                 members[e as usize].push((token, w));
             }
         }
+        let active: Vec<(&DenseFfn, &[(usize, f32)])> =
+            self.experts.iter().zip(&members).filter(|(_, rows)| !rows.is_empty()).map(|(e, rows)| (e, rows.as_slice())).collect();
+        run_experts(&active, x, total, hidden, s);
         out.clear();
         out.resize(total * hidden, 0.0);
         // a row's sum runs over its experts by increasing id, whatever else shares the batch
-        for (expert, rows) in self.experts.iter().zip(&members).filter(|(_, rows)| !rows.is_empty()) {
-            s.rows.clear();
-            for &(token, _) in rows {
-                s.rows.extend_from_slice(&x[token * hidden..(token + 1) * hidden]);
-            }
-            expert.apply(&s.rows, rows.len(), &mut s.expert_out, &mut s.dense);
-            for (&(token, weight), y) in rows.iter().zip(s.expert_out.chunks_exact(hidden)) {
-                axpy(&mut out[token * hidden..(token + 1) * hidden], weight, y);
+        let mut at = 0;
+        for (_, rows) in &active {
+            for &(token, weight) in rows.iter() {
+                axpy(&mut out[token * hidden..(token + 1) * hidden], weight, &s.expert_out[at * hidden..(at + 1) * hidden]);
+                at += 1;
             }
         }
+    }
+
+    fn active_bytes(&self) -> usize {
+        let experts: usize = self.experts.iter().map(DenseFfn::active_bytes).sum();
+        self.router.weight.n_bytes() + experts / self.experts.len().max(1) * self.used
     }
 
     fn linears(&self) -> Vec<&Linear> {
         std::iter::once(&self.router).chain(self.experts.iter().flat_map(|e| [&e.gate, &e.up, &e.down])).collect()
     }
+}
+
+/// Every active expert over its rows, in two parallel regions (all gate and up products, then
+/// all down products) instead of two per expert: `s.expert_out` receives each expert's output
+/// rows in turn, experts in the order given, rows in token order. A single row (decode) is
+/// read in place; a batch's rows are gathered per expert first.
+fn run_experts(active: &[(&DenseFfn, &[(usize, f32)])], x: &[f32], total: usize, hidden: usize, s: &mut FfnScratch) {
+    let counts: Vec<usize> = active.iter().map(|(_, rows)| rows.len()).collect();
+    let starts: Vec<usize> = counts.iter().scan(0, |at, &n| Some(std::mem::replace(at, *at + n))).collect();
+    let all_rows: usize = counts.iter().sum();
+    if total > 1 {
+        s.rows.clear();
+        for (_, rows) in active {
+            for &(token, _) in rows.iter() {
+                s.rows.extend_from_slice(&x[token * hidden..(token + 1) * hidden]);
+            }
+        }
+    }
+    let ffn = active.first().map_or(0, |(e, _)| e.gate.out_features());
+    let inputs = match total {
+        1 => vec![(x, 1); active.len()],
+        _ => rows_per_expert(&s.rows, &starts, &counts, hidden),
+    };
+    let gate_up: Vec<&Linear> = active.iter().flat_map(|(e, _)| [&e.gate, &e.up]).collect();
+    let twice: Vec<usize> = (0..active.len()).flat_map(|i| [i, i]).collect();
+    s.dense.gate.resize(all_rows * ffn, 0.0);
+    s.dense.up.resize(all_rows * ffn, 0.0);
+    let gates = split_rows(&mut s.dense.gate, &counts, ffn);
+    let ups = split_rows(&mut s.dense.up, &counts, ffn);
+    let mut outs: Vec<&mut [f32]> = gates.into_iter().zip(ups).flat_map(|(g, u)| [g, u]).collect();
+    Linear::forward_inputs(&gate_up, &inputs, &twice, &mut outs);
+    silu_mul(&mut s.dense.gate, &s.dense.up);
+    let downs: Vec<&Linear> = active.iter().map(|(e, _)| &e.down).collect();
+    let once: Vec<usize> = (0..active.len()).collect();
+    s.expert_out.resize(all_rows * hidden, 0.0);
+    let mut outs = split_rows(&mut s.expert_out, &counts, hidden);
+    Linear::forward_inputs(&downs, &rows_per_expert(&s.dense.gate, &starts, &counts, ffn), &once, &mut outs);
+}
+
+/// Each expert's rows of `buffer` (rows of `width` values, expert i's `counts[i]` from row
+/// `starts[i]`) as a product input.
+fn rows_per_expert<'b>(buffer: &'b [f32], starts: &[usize], counts: &[usize], width: usize) -> Vec<(&'b [f32], usize)> {
+    starts.iter().zip(counts).map(|(&start, &n)| (&buffer[start * width..(start + n) * width], n)).collect()
+}
+
+/// `buffer` cut into consecutive pieces of `counts[i]` rows of `width` values.
+fn split_rows<'b>(buffer: &'b mut [f32], counts: &[usize], width: usize) -> Vec<&'b mut [f32]> {
+    let mut pieces = Vec::with_capacity(counts.len());
+    let mut rest = buffer;
+    for &n in counts {
+        let (piece, tail) = std::mem::take(&mut rest).split_at_mut(n * width);
+        pieces.push(piece);
+        rest = tail;
+    }
+    pieces
 }
 
 #[cfg(test)]

@@ -166,6 +166,14 @@ impl Model {
         &self.config
     }
 
+    /// Weight bytes a decode step reads for one token: every layer's attention matrices and
+    /// active feed-forward weights, and the output projection (the embedding when tied).
+    pub fn active_weight_bytes(&self) -> u64 {
+        let layers: usize = self.layers.iter().map(|l| [&l.q, &l.k, &l.v, &l.o].iter().map(|m| m.weight.n_bytes()).sum::<usize>() + l.ffn.active_bytes()).sum();
+        let output = self.output.as_ref().map_or(self.embed.n_bytes(), |o| o.weight.n_bytes());
+        (layers + output) as u64
+    }
+
     /// One line for the startup log: architecture, layers, experts, parameters.
     pub fn describe(&self) -> String {
         let c = &self.config;

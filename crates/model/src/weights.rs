@@ -114,6 +114,31 @@ impl Linear {
         }
     }
 
+    /// Layers over different inputs in one parallel region: `outs[i]` (sized by the caller) =
+    /// `inputs[input_of[i]]` (`(x, m)`: m rows) through `layers[i]`. The layers read their
+    /// input in the natural order (GGUF layers; a regrouped layer is gathered first).
+    pub fn forward_inputs(layers: &[&Linear], inputs: &[(&[f32], usize)], input_of: &[usize], outs: &mut [&mut [f32]]) {
+        let gathered: Vec<Option<Vec<f32>>> = layers
+            .iter()
+            .zip(input_of)
+            .map(|(l, &i)| l.input_order.as_deref().map(|order| gather_columns(inputs[i].0, inputs[i].1, order)))
+            .collect();
+        if gathered.iter().any(Option::is_some) {
+            // rare (act-order GPTQ experts): one region per layer, each over its own gathered input
+            for (((layer, &i), own), out) in layers.iter().zip(input_of).zip(&gathered).zip(outs.iter_mut()) {
+                let x = own.as_deref().unwrap_or(inputs[i].0);
+                hearth_kernels::matmul_many(&[layer.weight.matrix()], x, inputs[i].1, &mut [&mut **out]);
+                add_bias(layer, out);
+            }
+            return;
+        }
+        let mats: Vec<_> = layers.iter().map(|l| l.weight.matrix()).collect();
+        hearth_kernels::matmul_inputs(inputs, &mats, input_of, outs);
+        for (layer, out) in layers.iter().zip(outs.iter_mut()) {
+            add_bias(layer, out);
+        }
+    }
+
     fn forward_same_order(layers: &[&Linear], x: &[f32], m: usize, outs: &mut [&mut Vec<f32>]) {
         let mats: Vec<_> = layers.iter().map(|l| l.weight.matrix()).collect();
         for (w, out) in mats.iter().zip(outs.iter_mut()) {
@@ -132,6 +157,15 @@ impl Linear {
 
     pub fn out_features(&self) -> usize {
         self.weight.rows
+    }
+}
+
+/// Adds the layer's bias (if any) to every output row.
+fn add_bias(layer: &Linear, out: &mut [f32]) {
+    if let Some(bias) = &layer.bias {
+        for row in out.chunks_exact_mut(bias.len()) {
+            hearth_kernels::ops::add_in_place(row, bias);
+        }
     }
 }
 

@@ -120,7 +120,7 @@ fn tiny_models_match_llama_cpp_logits() {
 }
 
 #[test]
-fn a_sequence_gets_the_same_moe_logits_alone_and_in_a_batch_of_eight() {
+fn a_sequence_gets_the_same_moe_logits_alone_in_a_batch_of_eight_and_token_by_token() {
     hearth_kernels::threads::init(None);
     let scratch = ScratchDir::new("tiny-moe-batch");
     std::fs::create_dir_all(scratch.path()).unwrap();
@@ -139,5 +139,16 @@ fn a_sequence_gets_the_same_moe_logits_alone_and_in_a_batch_of_eight() {
         let batched = model.forward_batch(&spans, &mut ContiguousBatch(&mut refs)).unwrap().remove(0);
         let batched: Vec<Vec<f32>> = batched.chunks(shape.vocab).map(<[f32]>::to_vec).collect();
         assert_eq!(alone, batched, "{}: the same bits alone and in a batch", ty.name());
+        // decoded one token at a time (a single row per step reads its experts in place)
+        let mut cache = model.new_cache();
+        let stepped: Vec<Vec<f32>> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, token)| {
+                let span = BatchSpan { tokens: std::slice::from_ref(token), start: i, logits: LogitsWanted::All };
+                model.forward_batch(&[span], &mut ContiguousBatch(&mut [&mut cache])).unwrap().remove(0)
+            })
+            .collect();
+        assert_eq!(alone, stepped, "{}: the same bits decoded token by token", ty.name());
     }
 }
