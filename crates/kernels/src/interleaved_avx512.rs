@@ -22,7 +22,7 @@ const Q6K: u8 = 4;
 const EIGHTS_FROM: usize = 64;
 
 /// Runs `kernel::<.., T>` over tokens 0..m in steps of eight (long batches only), then
-/// four, then one.
+/// four, then two, then one (a mixture's experts often see two or three rows of a batch).
 macro_rules! in_token_steps {
     ($kernel:ident $(, $kind:ident)?; $bytes:expr, $acts:expr, $m:expr, $out:expr) => {{
         let mut t = 0;
@@ -33,6 +33,10 @@ macro_rules! in_token_steps {
         while t + 4 <= $m {
             $kernel::<$($kind,)? 4>($bytes, $acts, t, $out);
             t += 4;
+        }
+        while t + 2 <= $m {
+            $kernel::<$($kind,)? 2>($bytes, $acts, t, $out);
+            t += 2;
         }
         while t < $m {
             $kernel::<$($kind,)? 1>($bytes, $acts, t, $out);
@@ -225,7 +229,7 @@ unsafe fn negate(x: __m512) -> __m512 {
 #[target_feature(enable = "avx512f,avx512bw")]
 #[inline]
 unsafe fn q6k_group_codes(rec: *const u8, codes_at: usize, high_at: usize, g: usize) -> [__m512i; 4] {
-    let (low4, low2) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(3));
+    let (low4, top2) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0x30));
     // SAFETY: a Q6_K record holds 16 groups of two nibble vectors at `codes_at` and one high
     // vector at `high_at`, Q6K_GROUP_BYTES apart; g < 16.
     let (p0, p1, high) = unsafe {
@@ -235,14 +239,16 @@ unsafe fn q6k_group_codes(rec: *const u8, codes_at: usize, high_at: usize, g: us
             _mm512_loadu_si512(rec.add(high_at + Q6K_GROUP_BYTES * g) as *const _),
         )
     };
+    // element quarter q's two bits sit at 2q..2q+2 of each byte: moved straight to 4..6 (one
+    // shift at most; bits a 16-bit shift carries over from the neighbouring byte are masked)
     let top = |q: u32| {
         let bits = match q {
-            0 => high,
-            1 => _mm512_srli_epi16(high, 2),
-            2 => _mm512_srli_epi16(high, 4),
-            _ => _mm512_srli_epi16(high, 6),
+            0 => _mm512_slli_epi16(high, 4),
+            1 => _mm512_slli_epi16(high, 2),
+            2 => high,
+            _ => _mm512_srli_epi16(high, 2),
         };
-        _mm512_slli_epi16(_mm512_and_si512(bits, low2), 4)
+        _mm512_and_si512(bits, top2)
     };
     [
         _mm512_or_si512(_mm512_and_si512(p0, low4), top(0)),
