@@ -177,12 +177,12 @@ fn run_experts(active: &[(&DenseFfn, &[(usize, f32)])], x: &[f32], total: usize,
         }
     }
     let ffn = active.first().map_or(0, |(e, _)| e.gate.out_features());
-    let inputs = match total {
-        1 => vec![(x, 1); active.len()],
-        _ => rows_per_expert(&s.rows, &starts, &counts, hidden),
+    // one input per expert; a single row is every expert's one input (quantized once)
+    let (inputs, twice): (Vec<(&[f32], usize)>, Vec<usize>) = match total {
+        1 => (vec![(x, 1)], vec![0; 2 * active.len()]),
+        _ => (rows_per_expert(&s.rows, &starts, &counts, hidden), (0..active.len()).flat_map(|i| [i, i]).collect()),
     };
     let gate_up: Vec<&Linear> = active.iter().flat_map(|(e, _)| [&e.gate, &e.up]).collect();
-    let twice: Vec<usize> = (0..active.len()).flat_map(|i| [i, i]).collect();
     s.dense.gate.resize(all_rows * ffn, 0.0);
     s.dense.up.resize(all_rows * ffn, 0.0);
     let gates = split_rows(&mut s.dense.gate, &counts, ffn);
