@@ -7,6 +7,7 @@ pub mod anthropic;
 pub mod chat;
 pub mod completions;
 pub mod error;
+pub mod infill;
 pub mod models;
 pub mod ollama;
 pub mod prometheus;

@@ -39,6 +39,13 @@ pub struct OllamaGenerateRequest {
     /// The prompt is sent as it is, without the chat template.
     #[serde(default)]
     pub raw: Option<bool>,
+    /// Text after the insertion point: with it, `prompt` is the text before it and the answer
+    /// fills the middle (Ollama's "insert").
+    #[serde(default)]
+    pub suffix: Option<String>,
+    /// A Go template replacing the model's; only `{{ .Prompt }}` (the prompt as it is) is read.
+    #[serde(default)]
+    pub template: Option<String>,
     #[serde(default)]
     pub format: Option<Value>,
     #[serde(default)]

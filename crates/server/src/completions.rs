@@ -1,4 +1,5 @@
-//! `POST /v1/completions` (the legacy text completion endpoint).
+//! `POST /v1/completions` (the legacy text completion endpoint); with `suffix`, fill-in-the-middle
+//! in OpenAI's sense: the prompt is the text before the hole and the answer is the middle.
 
 use std::sync::Arc;
 
@@ -8,12 +9,18 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use hearth_engine::{FinishReason, TokenEvent};
-use hearth_protocol::{CompletionChoice, CompletionRequest, CompletionResponse, PromptInput, Usage};
-use hearth_tokenizer::Tokenizer;
+use hearth_protocol::infill::MistralFimRequest;
+use hearth_protocol::{
+    ChatChoice, ChatCompletionResponse, ChatMessageOut, CompletionChoice, CompletionRequest, CompletionResponse, PromptInput, SamplingFields, Usage,
+};
+use hearth_tools::ReplyFormat;
+use hearth_tokenizer::{FimInput, Tokenizer};
 
 use crate::access_log::RequestLog;
 use crate::body::parse_body;
+use crate::chat_stream::ChatShape;
 use crate::error::ApiError;
+use crate::fim;
 use crate::generation;
 use crate::params;
 use crate::state::{AppState, ServedModel};
@@ -34,9 +41,7 @@ pub async fn completions(
     let model_name = state.resolve_model_name(request.model.as_deref())?;
     let model = state.ready_model()?;
     warn_unknown_fields(&request.unknown);
-    if request.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
-        return Err(ApiError::bad_request("suffix (fill-in-the-middle) is not supported yet", Some("suffix")));
-    }
+    let suffix = request.suffix.clone().filter(|s| !s.is_empty());
     if request.best_of.is_some_and(|b| b != request.sampling.n.unwrap_or(1)) {
         return Err(ApiError::bad_request("best_of must equal n: hearth does not rank candidates", Some("best_of")));
     }
@@ -51,12 +56,22 @@ pub async fn completions(
         // OpenAI would score the prompt tokens too; the engine does not compute those.
         return Err(ApiError::bad_request("echo together with logprobs is not supported yet", Some("echo")));
     }
-    let prompts = prompt_tokens(&model, request.prompt)?;
+    let max_tokens = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+    let prompts = match &suffix {
+        Some(_) if echo => {
+            return Err(ApiError::bad_request("echo cannot be combined with suffix: the answer of a fill-in-the-middle request is the middle alone", Some("echo")));
+        }
+        Some(suffix) => fim_prompts(&model, request.prompt, suffix, max_tokens)?,
+        None => prompt_tokens(&model, request.prompt)?,
+    };
     let echo_texts: Vec<String> = match echo {
         true => prompts.iter().map(|p| model.tokenizer().decode(p)).collect(),
         false => vec![String::new(); prompts.len()],
     };
-    let plan = params::plan(request.sampling, Some(request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)), logprobs, &model.defaults)?;
+    let mut plan = params::plan(request.sampling, Some(max_tokens), logprobs, &model.defaults)?;
+    if suffix.is_some() {
+        fim::add_stops(&mut plan, &model);
+    }
     let guard = state.admit(&model, prompts.len() * plan.n)?;
     let submitted = generation::submit(&model, prompts, &plan, guard, "prompt", Vec::new())?;
     let shape = CompletionShape {
@@ -112,6 +127,25 @@ fn prompt_tokens(model: &ServedModel, prompt: PromptInput) -> Result<Vec<Vec<u32
         return Err(ApiError::bad_request("prompt must not be an empty list", Some("prompt")));
     }
     Ok(prompts)
+}
+
+/// FIM prompts: each text prompt is the prefix of the same hole before `suffix`.
+fn fim_prompts(model: &ServedModel, prompt: PromptInput, suffix: &str, max_tokens: u32) -> Result<Vec<Vec<u32>>, ApiError> {
+    let prefixes = match prompt {
+        PromptInput::Text(text) => vec![text],
+        PromptInput::Texts(texts) if !texts.is_empty() => texts,
+        PromptInput::Texts(_) => return Err(ApiError::bad_request("prompt must not be an empty list", Some("prompt"))),
+        PromptInput::Tokens(_) | PromptInput::TokenLists(_) => {
+            return Err(ApiError::bad_request("suffix needs the prompt as text (the prefix), not token ids", Some("prompt")))
+        }
+    };
+    prefixes
+        .iter()
+        .map(|prefix| {
+            let input = FimInput { prefix, suffix, ..Default::default() };
+            Ok(fim::prompt(model, &input, Some(max_tokens), "suffix")?.tokens)
+        })
+        .collect()
 }
 
 /// Completion chunk shapes for one request.
@@ -174,4 +208,51 @@ impl ChunkShape for CompletionShape {
     fn usage(&self, usage: Usage) -> String {
         self.chunk(Vec::new(), Some(usage))
     }
+}
+
+/// Mistral's `POST /v1/fim/completions` (Codestral's API, which Continue and LiteLLM speak):
+/// `prompt` and `suffix` in, the middle out as a chat completion (streamed as chat chunks).
+pub async fn mistral_fim(
+    State(state): State<Arc<AppState>>,
+    Extension(log): Extension<Arc<RequestLog>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: MistralFimRequest = parse_body(body, state.config.max_body_bytes)?;
+    let model_name = state.resolve_model_name(request.model.as_deref())?;
+    let model = state.ready_model()?;
+    warn_unknown_fields(&request.unknown);
+    let suffix = request.suffix.clone().unwrap_or_default();
+    let prompt = fim::prompt(&model, &FimInput { prefix: &request.prompt, suffix: &suffix, ..Default::default() }, request.max_tokens, "suffix")?;
+    let fields = SamplingFields {
+        temperature: request.temperature,
+        top_p: request.top_p,
+        stop: request.stop.clone(),
+        seed: request.random_seed,
+        min_tokens: request.min_tokens,
+        stream: request.stream,
+        stop_token_ids: Some(model.tokenizer().fim().all()),
+        ..Default::default()
+    };
+    let plan = params::plan(fields, request.max_tokens, None, &model.defaults)?;
+    let guard = state.admit(&model, plan.n)?;
+    let submitted = generation::submit(&model, vec![prompt.tokens], &plan, guard, "prompt", Vec::new())?;
+    let shape = ChatShape::new(format!("cmpl-{}", crate::random_id()), unix_now(), model_name, model.tokenizer().clone(), false, plan.include_usage);
+    if plan.stream {
+        let shape = shape.read_replies(1, &ReplyFormat::default(), false);
+        return Ok(sse_response(submitted, shape, plan.include_usage, log));
+    }
+    let (results, usage) = generation::collect(submitted, &log).await?;
+    let result = results.into_iter().next().unwrap_or_default();
+    let message = ChatMessageOut { role: "assistant".into(), reasoning_content: None, content: Some(result.text.clone()), tool_calls: Vec::new() };
+    let choice = ChatChoice { index: 0, message, logprobs: None, finish_reason: result.finish_reason().map(str::to_string) };
+    let response = ChatCompletionResponse {
+        id: shape.id,
+        object: "chat.completion".into(),
+        created: shape.created,
+        model: shape.model,
+        choices: vec![choice],
+        usage,
+        system_fingerprint: None,
+    };
+    Ok(Json(response).into_response())
 }

@@ -8,8 +8,10 @@ mod chat_stream;
 mod completions;
 mod conversation;
 mod error;
+mod fim;
 mod generation;
 mod handler_runtime;
+mod infill;
 mod info;
 mod logprobs;
 mod messages;
@@ -130,6 +132,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models/{id}", get(info::get_model))
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/completions", post(completions::completions))
+        .route("/v1/fim/completions", post(completions::mistral_fim))
+        .route("/infill", post(infill::infill))
         .route("/v1/messages", post(messages::messages))
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/v1/responses", post(responses::create))

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use hearth_protocol::ollama::{OllamaChatRequest, OllamaGenerateRequest, OllamaMessage, OllamaOptions, OllamaShowRequest};
 use hearth_protocol::{ChatMessageIn, SamplingFields, StopSpec};
+use hearth_tokenizer::FimInput;
 use serde_json::{json, Map, Value};
 
 use crate::access_log::RequestLog;
@@ -72,13 +73,31 @@ pub async fn show(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesR
         let request: OllamaShowRequest = parse_body(body, state.config.max_body_bytes)?;
         resolve(&state, request.model.or(request.name).as_deref())?;
         let model = state.ready_model()?;
-        let template = model.template.as_ref().map(|t| t.source().to_string()).unwrap_or_default();
+        let chat_template = model.template.as_ref().map(|t| t.source().to_string()).unwrap_or_default();
         let entry = model_entry(&state, &model);
         let info = json!({"general.architecture": "", "hearth.context_length": model.max_model_len()});
+        let mut capabilities = vec!["completion", "tools"];
+        // FIM models show Ollama's insert form (`.Suffix`), which Continue and Zed look for
+        let template = match fim_template(&model) {
+            Some(fim) => {
+                capabilities.push("insert");
+                format!("{{{{- if .Suffix }}}}{fim}{{{{- else }}}}{chat_template}{{{{- end }}}}")
+            }
+            None => chat_template,
+        };
         let show = json!({"modelfile": "", "parameters": "", "template": template, "details": entry["details"],
-            "model_info": info, "capabilities": ["completion", "tools"], "modified_at": entry["modified_at"]});
+            "model_info": info, "capabilities": capabilities, "modified_at": entry["modified_at"]});
         Ok(Json(show).into_response())
     })())
+}
+
+/// The model's FIM prompt as an Ollama template (`<PRE>{{ .Prompt }}<SUF>{{ .Suffix }}<MID>`
+/// in the model's own tokens); None for a model without FIM tokens.
+fn fim_template(model: &ServedModel) -> Option<String> {
+    let tokenizer = model.tokenizer();
+    let (pre, suf, mid) = tokenizer.fim().required().ok()?;
+    let text = |id| tokenizer.token_text(id).unwrap_or_default();
+    Some(format!("{}{{{{ .Prompt }}}}{}{{{{ .Suffix }}}}{}", text(pre), text(suf), text(mid)))
 }
 
 /// Model management belongs to Ollama's own store; hearth serves the model it started with.
@@ -109,7 +128,7 @@ async fn chat_answer(state: Arc<AppState>, log: Arc<RequestLog>, body: Result<By
     let messages = request.messages.iter().enumerate().map(|(i, m)| chat_message(i, m)).collect::<Result<Vec<_>, _>>()?;
     let conversation = Conversation::new(messages, request.tools, None, None)?.with_template_kwargs(think_kwargs(request.think.as_ref()));
     let prompt = conversation.render(&model)?;
-    let job = Job { shape: Shape::Chat, name, prompt, options: request.options, stream: request.stream, format: request.format };
+    let job = Job { shape: Shape::Chat, name, prompt, options: request.options, stream: request.stream, format: request.format, fim_stops: false };
     run(&state, &model, log, job, &conversation.tools).await
 }
 
@@ -129,7 +148,19 @@ async fn generate_answer(state: Arc<AppState>, log: Arc<RequestLog>, body: Resul
     if request.images.as_ref().is_some_and(|i| !i.is_empty()) {
         return Err(ApiError::bad_request("images are not supported: this model reads text only", Some("images")));
     }
-    let prompt = if request.raw.unwrap_or(false) {
+    let suffix = request.suffix.as_deref().filter(|s| !s.is_empty());
+    let verbatim = match request.template.as_deref().map(str::trim) {
+        None | Some("") => false,
+        Some("{{ .Prompt }}" | "{{.Prompt}}") => true,
+        Some(_) => {
+            let text = "Custom templates are not supported: hearth renders the model's own template. Send `raw: true` with a prompt you formatted yourself, or leave `template` out";
+            return Err(ApiError::bad_request(text, Some("template")));
+        }
+    };
+    let prompt = if let Some(suffix) = suffix {
+        let max_tokens = request.options.as_ref().and_then(|o| o.num_predict).filter(|&n| n >= 0).map(|n| n.min(u32::MAX as i64) as u32);
+        crate::fim::prompt(&model, &FimInput { prefix: &request.prompt, suffix, ..Default::default() }, max_tokens, "suffix")?.tokens
+    } else if request.raw.unwrap_or(false) || verbatim {
         model.tokenizer().encode_prompt(&request.prompt).map_err(|e| ApiError::internal(e.to_string()))?
     } else {
         let mut messages = Vec::new();
@@ -139,7 +170,8 @@ async fn generate_answer(state: Arc<AppState>, log: Arc<RequestLog>, body: Resul
         messages.push(ChatMessageIn::text("user", &request.prompt));
         Conversation::new(messages, None, None, None)?.render(&model)?
     };
-    let job = Job { shape: Shape::Generate, name, prompt, options: request.options, stream: request.stream, format: request.format };
+    let fim_stops = suffix.is_some();
+    let job = Job { shape: Shape::Generate, name, prompt, options: request.options, stream: request.stream, format: request.format, fim_stops };
     run(&state, &model, log, job, &ToolPlan::from_request(None, None, None)?).await
 }
 
@@ -151,6 +183,8 @@ struct Job {
     options: Option<OllamaOptions>,
     stream: Option<bool>,
     format: Option<Value>,
+    /// A fill-in-the-middle prompt: generation also ends at the model's FIM tokens.
+    fim_stops: bool,
 }
 
 async fn run(state: &AppState, model: &ServedModel, log: Arc<RequestLog>, job: Job, tools: &ToolPlan) -> Result<Response, ApiError> {
@@ -169,6 +203,7 @@ async fn run(state: &AppState, model: &ServedModel, log: Arc<RequestLog>, job: J
         repetition_penalty: options.repeat_penalty,
         presence_penalty: options.presence_penalty,
         frequency_penalty: options.frequency_penalty,
+        stop_token_ids: job.fim_stops.then(|| model.tokenizer().fim().all()),
         ..Default::default()
     };
     let format = response_format(job.format.as_ref())?;

@@ -5,6 +5,7 @@ use std::path::Path;
 use hearth_model::{GgufFile, MetaValue};
 
 use crate::error::TokenizerError;
+use crate::fim::FimTokens;
 use crate::vocab::tokenizer_from_gguf;
 
 /// Texts of tokens that end a turn in the chat formats we know (llama.cpp's end-of-generation set).
@@ -20,6 +21,7 @@ pub struct Tokenizer {
     chat_template: Option<String>,
     /// Whether plain prompts start with BOS (chat templates write their own).
     add_bos: bool,
+    fim: FimTokens,
 }
 
 impl Tokenizer {
@@ -38,7 +40,10 @@ impl Tokenizer {
             .collect();
         end_of_generation.sort_unstable();
         end_of_generation.dedup();
+        let special = |text: &str| vocab.added_tokens.iter().copied().find(|&t| vocab.tokens[t as usize] == text);
+        let fim = FimTokens::find(|role| id(&format!("tokenizer.ggml.fim_{role}_token_id")), special);
         Ok(Tokenizer {
+            fim,
             inner: vocab.tokenizer,
             bos: id("tokenizer.ggml.bos_token_id"),
             eos,
@@ -84,7 +89,8 @@ impl Tokenizer {
             Err(_) => config["chat_template"].as_str().map(str::to_string),
         };
         let add_bos = config["add_bos_token"].as_bool().unwrap_or(false);
-        Ok(Tokenizer { inner, bos, eos, end_of_generation, chat_template, add_bos })
+        let fim = FimTokens::find(|_| None, |text| inner.token_to_id(text).filter(|id| added.contains_key(id)));
+        Ok(Tokenizer { inner, bos, eos, end_of_generation, chat_template, add_bos, fim })
     }
 
     /// The tokenizer in Hugging Face's `tokenizer.json` format.
@@ -164,6 +170,11 @@ impl Tokenizer {
 
     pub fn chat_template(&self) -> Option<&str> {
         self.chat_template.as_deref()
+    }
+
+    /// The fill-in-the-middle tokens the model has.
+    pub fn fim(&self) -> &FimTokens {
+        &self.fim
     }
 
     /// The text of a special token for templates (`bos_token`, `eos_token`), empty when absent.

@@ -25,6 +25,8 @@ pub struct GgufVocab {
     pub tokenizer: tokenizers::Tokenizer,
     pub tokens: Vec<String>,
     pub control_tokens: Vec<u32>,
+    /// Control and user-defined tokens (matched whole in text, never split by BPE).
+    pub added_tokens: Vec<u32>,
 }
 
 pub fn tokenizer_from_gguf(file: &GgufFile) -> Result<GgufVocab, TokenizerError> {
@@ -64,6 +66,7 @@ pub fn tokenizer_from_gguf(file: &GgufFile) -> Result<GgufVocab, TokenizerError>
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
 
     let mut control_tokens = Vec::new();
+    let mut added_tokens = Vec::new();
     let added: Vec<AddedToken> = tokens
         .iter()
         .zip(&types)
@@ -73,11 +76,12 @@ pub fn tokenizer_from_gguf(file: &GgufFile) -> Result<GgufVocab, TokenizerError>
             if ty == TOKEN_TYPE_CONTROL {
                 control_tokens.push(id as u32);
             }
+            added_tokens.push(id as u32);
             AddedToken::from(text.clone(), ty == TOKEN_TYPE_CONTROL).normalized(false)
         })
         .collect();
     tokenizer.add_special_tokens(&added);
-    Ok(GgufVocab { tokenizer, tokens, control_tokens })
+    Ok(GgufVocab { tokenizer, tokens, control_tokens, added_tokens })
 }
 
 /// Sets the normalizer and pre-tokenizer that llama.cpp uses for each `tokenizer.ggml.pre`.

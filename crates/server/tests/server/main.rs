@@ -10,6 +10,7 @@ mod agent_fixtures;
 mod api;
 mod context_end;
 mod errors;
+mod fim_qwen;
 mod messages;
 mod ollama;
 mod openai_sdk;
