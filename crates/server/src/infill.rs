@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn lines_indented_less_than_asked_are_cut() {
-        assert_eq!(under_indented_line("x = 1\n    y = 2\nz = 3", 4), Some(13));
+        assert_eq!(under_indented_line("x = 1\n    y = 2\nz = 3", 4), Some(15));
         assert_eq!(under_indented_line("x = 1\n    y = 2\n    ", 4), None, "a blank line decides nothing");
         assert_eq!(under_indented_line("return a\n", 4), None);
         assert_eq!(under_indented_line("a\nb", 0), None);

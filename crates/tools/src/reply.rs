@@ -103,15 +103,6 @@ impl ReplyParser {
         events
     }
 
-    /// `push`, then `finish` when this piece is the reply's last.
-    pub fn push_piece(&mut self, text: &str, last: bool) -> Vec<ReplyEvent> {
-        let mut events = self.push(text);
-        if last {
-            events.extend(self.finish());
-        }
-        events
-    }
-
     /// The reply has ended: decides everything still pending (a call whose closing tag or
     /// fence never came is still a call when its JSON holds one).
     pub fn finish(&mut self) -> Vec<ReplyEvent> {
