@@ -10,6 +10,7 @@ use clap::Args;
 use hearth_kernels::{bandwidth, interleaved, QMatrix, QuantType};
 use hearth_model::{LogitsWanted, SeqSpan};
 
+use crate::bench_model::median as median_of;
 use crate::common::{init_kernels, ModelArgs};
 
 #[derive(Args, Debug)]
@@ -111,8 +112,8 @@ fn decode_figures(model_args: ModelArgs, tokens: usize, repetitions: usize, read
         speeds.push(tokens.max(1) as f64 / start.elapsed().as_secs_f64());
         per_token.push((bandwidth::weight_bytes_read() - counted) as f64 / tokens.max(1) as f64);
     }
-    let tg = median_of(&mut speeds);
-    let bytes = median_of(&mut per_token);
+    let tg = median_of(&mut speeds).unwrap_or(0.0);
+    let bytes = median_of(&mut per_token).unwrap_or(0.0);
     let speed = bytes * tg / GIB;
     let name = model_args.path()?.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     println!("| decode {name}: {tg:.1} t/s | {:.1} MiB/token | {speed:.1} | {:.0}% |", bytes / MIB, 100.0 * speed / read);
@@ -123,10 +124,5 @@ fn decode_figures(model_args: ModelArgs, tokens: usize, repetitions: usize, read
 fn median(repetitions: usize, mut measure: impl FnMut() -> f64) -> f64 {
     measure(); // warm-up: pages faulted in, caches and threads awake
     let mut values: Vec<f64> = (0..repetitions).map(|_| measure()).collect();
-    median_of(&mut values)
-}
-
-fn median_of(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    median_of(&mut values).unwrap_or(0.0)
 }

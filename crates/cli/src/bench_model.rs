@@ -71,7 +71,7 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn median(xs: &mut [f64]) -> Option<f64> {
+pub(crate) fn median(xs: &mut [f64]) -> Option<f64> {
     if xs.is_empty() {
         return None;
     }

@@ -147,11 +147,7 @@ impl Linear {
         let mut slices: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
         hearth_kernels::matmul_many(&mats, x, m, &mut slices);
         for (layer, out) in layers.iter().zip(outs.iter_mut()) {
-            if let Some(bias) = &layer.bias {
-                for row in out.chunks_exact_mut(bias.len()) {
-                    hearth_kernels::ops::add_in_place(row, bias);
-                }
-            }
+            add_bias(layer, out);
         }
     }
 

@@ -68,10 +68,11 @@ pub async fn completions(
         true => prompts.iter().map(|p| model.tokenizer().decode(p)).collect(),
         false => vec![String::new(); prompts.len()],
     };
-    let mut plan = params::plan(request.sampling, Some(max_tokens), logprobs, &model.defaults)?;
+    let mut sampling = request.sampling;
     if suffix.is_some() {
-        fim::add_stops(&mut plan, &model);
+        fim::add_stops(&mut sampling, &model);
     }
+    let plan = params::plan(sampling, Some(max_tokens), logprobs, &model.defaults)?;
     let guard = state.admit(&model, prompts.len() * plan.n)?;
     let submitted = generation::submit(&model, prompts, &plan, guard, "prompt", Vec::new())?;
     let shape = CompletionShape {
@@ -223,16 +224,16 @@ pub async fn mistral_fim(
     warn_unknown_fields(&request.unknown);
     let suffix = request.suffix.clone().unwrap_or_default();
     let prompt = fim::prompt(&model, &FimInput { prefix: &request.prompt, suffix: &suffix, ..Default::default() }, request.max_tokens, "suffix")?;
-    let fields = SamplingFields {
+    let mut fields = SamplingFields {
         temperature: request.temperature,
         top_p: request.top_p,
         stop: request.stop.clone(),
         seed: request.random_seed,
         min_tokens: request.min_tokens,
         stream: request.stream,
-        stop_token_ids: Some(model.tokenizer().fim().all()),
         ..Default::default()
     };
+    fim::add_stops(&mut fields, &model);
     let plan = params::plan(fields, request.max_tokens, None, &model.defaults)?;
     let guard = state.admit(&model, plan.n)?;
     let submitted = generation::submit(&model, vec![prompt.tokens], &plan, guard, "prompt", Vec::new())?;

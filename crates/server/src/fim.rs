@@ -4,8 +4,9 @@
 
 use hearth_tokenizer::{fim_prompt, FimError, FimInput, FimPrompt};
 
+use hearth_protocol::SamplingFields;
+
 use crate::error::ApiError;
-use crate::params::GenerationPlan;
 use crate::state::ServedModel;
 
 /// Room kept for the answer when the request sets no limit (a completion is short; the
@@ -36,7 +37,8 @@ pub fn prompt(model: &ServedModel, input: &FimInput<'_>, max_tokens: Option<u32>
     Ok(prompt)
 }
 
-/// Generation ends at any FIM token too (a model may go on to a next file or a new hole).
-pub fn add_stops(plan: &mut GenerationPlan, model: &ServedModel) {
-    plan.stop.stop_token_ids.extend(model.tokenizer().fim().all());
+/// Generation ends at any FIM token too (a model may go on to a next file or a new hole),
+/// besides the stop ids the client gave.
+pub fn add_stops(fields: &mut SamplingFields, model: &ServedModel) {
+    fields.stop_token_ids.get_or_insert_with(Vec::new).extend(model.tokenizer().fim().all());
 }

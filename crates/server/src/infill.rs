@@ -42,7 +42,7 @@ pub async fn infill(
     let input = FimInput { prefix: &prefix, suffix: &request.input_suffix, extra: &extra, filename: None, repo: None };
     let max_tokens = request.n_predict.filter(|&n| n >= 0).map(|n| n.min(u32::MAX as i64) as u32);
     let prompt = fim::prompt(&model, &input, max_tokens, "input_prefix")?;
-    let fields = SamplingFields {
+    let mut fields = SamplingFields {
         temperature: request.temperature,
         top_k: request.top_k,
         top_p: request.top_p,
@@ -53,9 +53,9 @@ pub async fn infill(
         presence_penalty: request.presence_penalty,
         frequency_penalty: request.frequency_penalty,
         n: request.n_cmpl,
-        stop_token_ids: Some(model.tokenizer().fim().all()),
         ..Default::default()
     };
+    fim::add_stops(&mut fields, &model);
     let plan = params::plan(fields, max_tokens, None, &model.defaults)?;
     let guard = state.admit(&model, plan.n)?;
     let submitted = generation::submit(&model, vec![prompt.tokens], &plan, guard, "input_prefix", Vec::new())?;

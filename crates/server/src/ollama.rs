@@ -193,7 +193,7 @@ async fn run(state: &AppState, model: &ServedModel, log: Arc<RequestLog>, job: J
         warn_unknown_fields(&options.other);
     }
     let max_tokens = options.num_predict.filter(|&n| n >= 0).map(|n| n.clamp(0, u32::MAX as i64) as u32);
-    let fields = SamplingFields {
+    let mut fields = SamplingFields {
         temperature: options.temperature,
         top_p: options.top_p,
         top_k: options.top_k,
@@ -203,9 +203,11 @@ async fn run(state: &AppState, model: &ServedModel, log: Arc<RequestLog>, job: J
         repetition_penalty: options.repeat_penalty,
         presence_penalty: options.presence_penalty,
         frequency_penalty: options.frequency_penalty,
-        stop_token_ids: job.fim_stops.then(|| model.tokenizer().fim().all()),
         ..Default::default()
     };
+    if job.fim_stops {
+        crate::fim::add_stops(&mut fields, model);
+    }
     let format = response_format(job.format.as_ref())?;
     let ask = Ask { fields, max_tokens, logprobs: None, format: format.as_ref() };
     let Started { submitted, reply: format, .. } = start_prompt(state, model, job.prompt, tools, ask, "prompt")?;

@@ -17,5 +17,5 @@ pub use lenient::{parse as parse_lenient_json, value_end};
 pub use reader::{answer_offset, read_reply, CallFormat, ReplyFormat, ReplyReader, ThinkingStart};
 pub use reply::{parse_reply, ParsedReply, ReplyEvent, ReplyParser};
 pub use start::{call_start, CallForm};
-pub use thinking::{split_thinking, ThinkPart, ThinkSplitter};
+pub use thinking::{ThinkPart, ThinkSplitter};
 pub use xml_calls::XmlReplyParser;

@@ -104,8 +104,10 @@ fn push(parts: &mut Vec<ThinkPart>, part: ThinkPart) {
     }
 }
 
-/// Splits a whole reply; the same as pushing it in pieces.
-pub fn split_thinking(text: &str, prompt_opened_thinking: bool) -> (String, String) {
+/// Splits a whole reply; the same as pushing it in pieces (whole replies go through
+/// `read_reply`).
+#[cfg(test)]
+fn split_thinking(text: &str, prompt_opened_thinking: bool) -> (String, String) {
     let mut splitter = ThinkSplitter::new(prompt_opened_thinking);
     let mut parts = splitter.push(text);
     parts.extend(splitter.finish());
